@@ -1,0 +1,30 @@
+# `make test` and `make demo` set themselves up: a .venv with everything pinned by
+# constraints.txt (torch==2.13.0, the CPU build), then run.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip install -c constraints.txt
+STAMP  := $(VENV)/.installed
+export OMP_NUM_THREADS ?= 1
+
+.PHONY: test demo lint bench clean
+
+$(STAMP): pyproject.toml constraints.txt Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PIP) -q -e '.[all,dev,bench]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m ruff check bitalloc adapters tests benchmarks
+	HYPOTHESIS_PROFILE=ci $(PY) -m pytest -n 2 -q tests
+	$(PY) -m pytest -q --doctest-modules bitalloc
+
+demo: $(STAMP)
+	$(VENV)/bin/bitalloc compare examples/resnet18_fit.json
+
+lint: $(STAMP)
+	$(PY) -m ruff check bitalloc adapters tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis
