@@ -40,8 +40,11 @@ def _relaxation(cvx, cp: Compiled) -> tuple[np.ndarray, np.ndarray]:
     cons = [cvx.sum(x, axis=1) == 1]
     if not cp.allowed.all():
         cons.append(cvx.multiply(x, (~cp.allowed).astype(float)) == 0)
-    budgets = [cvx.sum(cvx.multiply(x, c)) <= lim + tol
-               for c, lim, tol in zip(cp.costs, cp.limits, cp.tol)]
+    # each budget divided by its scale so the duals are well conditioned
+    scales = [max(abs(lim), float(np.abs(c).max(axis=1).sum()) * 1e-12, 1e-300)
+              for c, lim in zip(cp.costs, cp.limits)]
+    budgets = [cvx.sum(cvx.multiply(x, c / s)) <= (lim + tol) / s
+               for c, lim, tol, s in zip(cp.costs, cp.limits, cp.tol, scales)]
     prob = cvx.Problem(cvx.Minimize(cvx.sum(cvx.multiply(x, err))), cons + budgets)
     try:
         prob.solve()
@@ -49,8 +52,8 @@ def _relaxation(cvx, cp: Compiled) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros((m, k)), np.zeros(len(budgets))
     if x.value is None:
         return np.zeros((m, k)), np.zeros(len(budgets))
-    lam = np.array([float(np.squeeze(b.dual_value)) if b.dual_value is not None else 0.0
-                    for b in budgets])
+    lam = np.array([float(np.squeeze(b.dual_value)) / s if b.dual_value is not None else 0.0
+                    for b, s in zip(budgets, scales)])
     return np.clip(x.value, 0.0, 1.0), np.maximum(lam, 0.0)
 
 

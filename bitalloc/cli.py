@@ -1,0 +1,133 @@
+"""The ``bitalloc`` command line.
+
+Exit codes: 0 success, 2 bad input (message on stderr names the field),
+3 infeasible (message names the constraint and its reachable minimum),
+4 the chosen method's optional dependency is missing (message names the extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from .errors import InfeasibleError, MissingDependencyError
+from .io import load_problem
+from .solve import solve
+from .solvers import SOLVERS
+
+__all__ = ["main", "EXIT_OK", "EXIT_BAD_INPUT", "EXIT_INFEASIBLE", "EXIT_MISSING_DEPENDENCY"]
+
+EXIT_OK, EXIT_BAD_INPUT, EXIT_INFEASIBLE, EXIT_MISSING_DEPENDENCY = 0, 2, 3, 4
+COMPARE_METHODS = ("greedy", "fractional", "ilp")
+
+
+def _emit(text: str, out: str | None) -> None:
+    if out:
+        with open(out, "w", encoding="utf-8") as f:
+            f.write(text if text.endswith("\n") else text + "\n")
+    else:
+        print(text)
+
+
+def _cmd_solve(args: argparse.Namespace) -> int:
+    problem = load_problem(args.problem)
+    res = solve(problem, method=args.method, time_limit=args.time_limit)
+    if args.format == "json":
+        _emit(json.dumps(res.to_dict(), indent=1), args.out)
+    else:
+        errs = problem.errors[range(problem.n_groups), problem.bit_index(res.bits)]
+        _emit(res.table(errors=errs, max_rows=None), args.out)
+    return EXIT_OK
+
+
+def compare_rows(problem, methods: Sequence[str], time_limit: float | None) -> list[dict]:
+    """Run each method on one problem; one row per method (``error`` when it could not run)."""
+    rows = []
+    for m in methods:
+        try:
+            r = solve(problem, method=m, time_limit=time_limit)
+        except MissingDependencyError as e:
+            rows.append({"method": m, "error": str(e)})
+            continue
+        feasible = all(val <= mx + 1e-12 * max(abs(mx), 1.0) for val, mx in r.usage.values())
+        rows.append({"method": m, "status": r.status, "objective": r.objective, "bound": r.bound,
+                     "gap": r.gap, "seconds": r.seconds, "feasible": feasible,
+                     "usage": {k: u[0] for k, u in r.usage.items()}})
+    return rows
+
+
+def format_compare(rows: list[dict]) -> str:
+    """Side-by-side table of :func:`compare_rows` output."""
+    head = f"{'method':<11} {'status':<9} {'objective':>14} {'bound':>14} {'gap':>9} " \
+           f"{'seconds':>8}  feasible"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"{r['method']:<11} unavailable: {r['error']}")
+            continue
+        lines.append(f"{r['method']:<11} {r['status']:<9} {r['objective']:>14.8g} "
+                     f"{r['bound']:>14.8g} {r['gap']:>9.2e} {r['seconds']:>8.3f}  "
+                     f"{'yes' if r['feasible'] else 'NO'}")
+    best = min((r["objective"] for r in rows if "error" not in r), default=None)
+    if best is not None:
+        lines.append(f"best objective {best:.10g}; usage of each: " + "; ".join(
+            f"{r['method']} " + ", ".join(f"{k}={u:.6g}" for k, u in r["usage"].items())
+            for r in rows if "error" not in r))
+    return "\n".join(lines)
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    problem = load_problem(args.problem)
+    methods = args.methods.split(",") if args.methods else list(COMPARE_METHODS)
+    for m in methods:
+        if m not in SOLVERS:
+            raise ValueError(f"--methods: unknown method {m!r}; expected some of {sorted(SOLVERS)}")
+    rows = compare_rows(problem, methods, args.time_limit)
+    if args.format == "json":
+        _emit(json.dumps(rows, indent=1), args.out)
+    else:
+        _emit(f"{problem!r}\n" + format_compare(rows), args.out)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (sub-commands ``solve`` and ``compare``)."""
+    parser = argparse.ArgumentParser(
+        prog="bitalloc", description="Mixed-precision bitwidth allocation with proven bounds.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("solve", help="solve one problem file")
+    s.add_argument("problem", help="problem JSON file (DESIGN.md section 4)")
+    s.add_argument("--method", default="auto", help=f"one of {sorted(SOLVERS)} (default auto)")
+    s.set_defaults(func=_cmd_solve)
+    c = sub.add_parser("compare", help="run every available method on one problem")
+    c.add_argument("problem", help="problem JSON file")
+    c.add_argument("--methods", default=None,
+                   help=f"comma-separated methods (default {','.join(COMPARE_METHODS)})")
+    c.set_defaults(func=_cmd_compare)
+    for p in (s, c):
+        p.add_argument("--time-limit", type=float, default=None, help="seconds (exact solver)")
+        p.add_argument("--format", choices=("table", "json"), default="table")
+        p.add_argument("--out", default=None, help="write the output to this file")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``bitalloc`` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except InfeasibleError as e:
+        print(f"bitalloc: infeasible: {e}", file=sys.stderr)
+        return EXIT_INFEASIBLE
+    except MissingDependencyError as e:
+        print(f"bitalloc: {e}", file=sys.stderr)
+        return EXIT_MISSING_DEPENDENCY
+    except ValueError as e:
+        print(f"bitalloc: bad input: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
