@@ -67,6 +67,7 @@ class Constraint(ABC):
 
     def check(self, problem: Problem, index: int) -> None:
         """Raise ``ValueError`` if this constraint cannot apply to ``problem``."""
+        return None
 
     def integer_scale(self, problem: Problem) -> float | None:
         """A factor ``s`` with ``cost_table * s`` integral (exact solvers use it), or None.

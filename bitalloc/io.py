@@ -190,7 +190,7 @@ def problem_from_dict(data: Any) -> Problem:
     if not any(has_macs):
         for i, c in enumerate(cons):
             if isinstance(c, BOPsBudget):
-                _fail(f"groups[0].macs", f"required by constraints[{i}] (bops)")
+                _fail("groups[0].macs", f"required by constraints[{i}] (bops)")
     allowed = {g["name"]: g["allowed_bits"] for g in groups if "allowed_bits" in g}
     return Problem(errors=errors, sizes=[g["size"] for g in groups], bits=bits, names=names,
                    macs=[g["macs"] for g in groups] if all(has_macs) else None,
