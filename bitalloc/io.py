@@ -210,6 +210,9 @@ def load_problem(path: str | os.PathLike) -> Problem:
             text = f.read()
     except OSError as e:
         raise ValueError(f"{os.fspath(path)}: cannot read problem file ({e.strerror})") from None
+    except UnicodeDecodeError:
+        raise ValueError("$: not a UTF-8 JSON text file (only JSON is read, never pickle)") \
+            from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:

@@ -53,7 +53,7 @@ def solve(problem: Problem, method: str = "auto", time_limit: float | None = Non
         ...                                   constraints=[ba.AverageBits(5.0)])
         >>> r = ba.solve(p, method="greedy")
         >>> r.bits.tolist(), r.usage["average_bits"][0] <= 5.0
-        ([8, 2], True)
+        ([4, 4], True)
     """
     if not isinstance(problem, Problem):
         raise ValueError(f"problem: expected a bitalloc.Problem, got {type(problem).__name__}")

@@ -121,7 +121,7 @@ def solve_greedy(cp: Compiled, time_limit: float | None = None) -> SolverOutput:
         >>> p = ba.Problem.from_sensitivities([9.0, 1.0, 0.1], [10, 10, 10], bits=(2, 4, 8),
         ...                                   constraints=[ba.AverageBits(4.0)])
         >>> ba.solve(p, method="greedy").bits.tolist()
-        [8, 2, 2]
+        [4, 4, 4]
     """
     bound, _, _ = lp_relaxation(cp)
     choice = greedy_fill(cp, find_feasible(cp, time_limit))

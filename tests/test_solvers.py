@@ -1,0 +1,95 @@
+"""Solver behaviour beyond the brute-force properties: larger cross-checks, limits, results."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from reference import assert_feasible
+
+import bitalloc as ba
+
+
+def layer_problem(n: int, seed: int, constraints=("avg",)) -> ba.Problem:
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1_000, 200_000, n)
+    macs = sizes * rng.integers(10, 3_000, n)
+    trace = rng.lognormal(0.0, 1.5, n)
+    bits = (2, 3, 4, 6, 8)
+    cons = {"avg": ba.AverageBits(4.0), "bops": ba.BOPsBudget(float((macs * 8 * 4.5).sum())),
+            "mem": ba.MemoryBudget(float(sizes.sum() * 4.2 / 8))}
+    return ba.Problem.from_sensitivities(trace * sizes, sizes, bits=bits, noise="exp",
+                                         macs=macs, constraints=[cons[c] for c in constraints])
+
+
+@pytest.mark.parametrize("seed, kinds", [(0, ("avg",)), (1, ("avg", "bops")),
+                                         (2, ("avg", "bops", "mem"))])
+def test_methods_agree_on_larger_instances(seed, kinds):
+    p = layer_problem(300, seed, kinds)
+    exact = ba.solve(p, method="ilp")
+    assert exact.status == "optimal"
+    assert_feasible(p, exact.bits)
+    for method in sorted(ba.SOLVERS):
+        r = ba.solve(p, method=method)
+        assert_feasible(p, r.bits)
+        assert r.objective >= exact.objective * (1 - 1e-9)
+        assert r.bound <= exact.objective * (1 + 1e-9)
+        assert r.gap == pytest.approx((r.objective - r.bound) / r.objective)
+        assert r.gap < 0.05, (method, r.gap)  # heuristics stay close on layer-like data
+
+
+def test_ilp_time_limit_returns_feasible_answer_with_valid_bound():
+    p = layer_problem(3000, 7, ("avg", "bops", "mem"))
+    r = ba.solve(p, method="ilp", time_limit=0.001)
+    assert_feasible(p, r.bits)
+    assert r.bound <= r.objective
+    assert r.status == "feasible" and r.gap > 1e-9
+
+
+def test_no_constraints_takes_smallest_error():
+    p = ba.Problem(errors=[[3, 1, 2], [0, 5, 5]], sizes=[1, 1], bits=(2, 4, 8))
+    for method in ba.SOLVERS:
+        r = ba.solve(p, method=method)
+        assert r.bits.tolist() == [4, 2] and r.status == "optimal" and r.usage == {}
+
+
+def test_ties_and_allowed_expand_to_original_order():
+    p = ba.Problem.from_sensitivities(
+        [5.0, 0.1, 0.2, 3.0], [100, 100, 100, 100], bits=(2, 4, 8),
+        names=["first", "mid1", "mid2", "last"], allowed={"first": [8], "last": [8]},
+        ties=[["mid1", "mid2"]], constraints=[ba.AverageBits(5.0)])
+    for method in ba.SOLVERS:
+        r = ba.solve(p, method=method)
+        assert r.bits[0] == 8 and r.bits[3] == 8 and r.bits[1] == r.bits[2] == 2
+        assert r.bits_by_name == {"first": 8, "mid1": 2, "mid2": 2, "last": 8}
+
+
+def test_result_is_frozen_and_serialises():
+    p = layer_problem(20, 3, ("avg", "bops"))
+    r = ba.solve(p, method="greedy")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.objective = 0.0
+    d = r.to_dict()
+    assert set(d) == {"status", "method", "objective", "bound", "gap", "seconds", "bits", "usage"}
+    assert d["usage"]["bops"]["max"] == p.constraints[1].limit
+    text = r.table(max_rows=5)
+    assert "... 15 more groups" in text and "average_bits" in text
+    assert str(r).startswith("group")
+
+
+def test_constraint_grading():
+    p = layer_problem(10, 4, ("avg",))
+    c = p.constraints[0]
+    low = np.full(10, 2)
+    assert c.value(p, low) == pytest.approx(2.0)
+    assert c.violation(p, low) == 0.0
+    assert c.violation(p, np.full(10, 8)) == pytest.approx(4.0)
+    assert c.min_reachable(p) == pytest.approx(2.0)
+
+
+def test_zero_sensitivity_groups_get_lowest_bits():
+    p = ba.Problem.from_sensitivities([0.0, 1.0, 0.0], [10, 10, 10], bits=(2, 4, 8),
+                                      constraints=[ba.AverageBits(6.0)])
+    r = ba.solve(p, method="ilp")
+    assert r.bits[1] == 8 and r.status == "optimal"
