@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m ruff check bitalloc adapters tests benchmarks
+	$(PY) -m ruff check .
 	HYPOTHESIS_PROFILE=ci $(PY) -m pytest -n 2 -q tests
 	$(PY) -m pytest -q --doctest-modules bitalloc
 
@@ -24,7 +24,7 @@ demo: $(STAMP)
 	$(VENV)/bin/bitalloc compare examples/resnet18_fit.json
 
 lint: $(STAMP)
-	$(PY) -m ruff check bitalloc adapters tests benchmarks
+	$(PY) -m ruff check .
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
