@@ -117,6 +117,31 @@ class Problem:
         k = self.bit_index(bits)
         return float(self.errors[np.arange(self.n_groups), k].sum())
 
+    def usage(self, bits) -> dict[str, tuple[float, float]]:
+        """``{constraint name: (value, max)}`` for an allocation given as bitwidths."""
+        return {c.name: (c.value(self, bits), c.limit) for c in self.constraints}
+
+    def fits(self, bits) -> bool:
+        """Whether an allocation (bitwidths) is allowed, respects ties and meets every budget.
+
+        Uses the same tolerance as the solvers (``1e-12`` of each constraint's scale).
+
+        Example:
+            >>> import bitalloc as ba
+            >>> p = ba.Problem(errors=[[1.0, 0.1], [2.0, 0.5]], sizes=[10, 30], bits=(2, 4),
+            ...                constraints=[ba.AverageBits(3.0)])
+            >>> p.fits([4, 2]), p.fits([2, 4])
+            (True, False)
+        """
+        k = self.bit_index(bits)
+        if not self.allowed[np.arange(self.n_groups), k].all():
+            return False
+        if any(len(set(k[t].tolist())) > 1 for t in self.ties):
+            return False
+        cp = self.compiled()
+        values = np.array([c.value(self, bits) for c in self.constraints])
+        return bool((values <= cp.limits + cp.tol).all())
+
     def _per_group(self, value, arg: str, n: int, positive: bool = False) -> np.ndarray:
         arr = v.float_array(value, arg, 1, positive=positive)
         if len(arr) != n:

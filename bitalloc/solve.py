@@ -67,7 +67,7 @@ def solve(problem: Problem, method: str = "auto", time_limit: float | None = Non
         raise RuntimeError(f"solver {out.method!r} returned an allocation outside the budget")
     bits = cp.expand(out.choice)
     objective = problem.objective(bits)
-    usage = {c.name: (c.value(problem, bits), c.limit) for c in problem.constraints}
+    usage = problem.usage(bits)
     bound = min(float(out.bound), objective)
     gap = (objective - bound) / max(abs(objective), 1e-300)
     status = "optimal" if out.proven or gap <= GAP_OPTIMAL else "feasible"

@@ -93,3 +93,27 @@ def test_zero_sensitivity_groups_get_lowest_bits():
                                       constraints=[ba.AverageBits(6.0)])
     r = ba.solve(p, method="ilp")
     assert r.bits[1] == 8 and r.status == "optimal"
+
+
+def test_problem_fits_and_usage():
+    p = ba.Problem(errors=[[1.0, 0.1], [2.0, 0.5], [1.0, 1.0]], sizes=[10, 30, 10], bits=(2, 4),
+                   allowed={2: [2]}, ties=[[0, 1]], constraints=[ba.AverageBits(3.5)])
+    assert p.usage([4, 4, 2])["average_bits"] == pytest.approx((3.6, 3.5))
+    assert not p.fits([4, 4, 2])  # 3.6 > 3.5
+    assert p.fits([2, 2, 2])
+    assert not p.fits([4, 2, 2])  # tie broken
+    assert not p.fits([2, 2, 4])  # group 2 only allows 2 bits
+    assert p.usage([2, 2, 2])["average_bits"] == pytest.approx((2.0, 3.5))
+
+
+def test_tiny_error_scale_keeps_bounds_tight():
+    """FIT values of 1e-9 must not weaken the relaxation bound (solver tolerances)."""
+    base = layer_problem(60, 11, ("avg", "bops"))
+    tiny = ba.Problem(errors=base.errors * 1e-12, sizes=base.sizes, bits=base.bits,
+                      macs=base.macs, constraints=base.constraints)
+    exact = ba.solve(tiny, method="ilp")
+    for method in ("greedy", "fractional"):
+        r = ba.solve(tiny, method=method)
+        ref = ba.solve(base, method=method)
+        assert r.bound == pytest.approx(ref.bound * 1e-12, rel=1e-6)
+        assert r.bound <= exact.objective * (1 + 1e-9)

@@ -38,6 +38,10 @@ def _relaxation(cvx, cp: Compiled) -> tuple[np.ndarray, np.ndarray]:
     m, k = cp.errors.shape
     x = cvx.Variable((m, k), nonneg=True)
     err = np.where(cp.allowed, cp.errors, 0.0)
+    # errors scaled to a largest value of 1: FIT values of 1e-9 would sit below the
+    # interior-point solver's absolute tolerances
+    e_scale = float(err.max()) or 1.0
+    err = err / e_scale
     cons = [cvx.sum(x, axis=1) == 1]
     if not cp.allowed.all():
         cons.append(cvx.multiply(x, (~cp.allowed).astype(float)) == 0)
@@ -53,8 +57,8 @@ def _relaxation(cvx, cp: Compiled) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros((m, k)), np.zeros(len(budgets))
     if x.value is None:
         return np.zeros((m, k)), np.zeros(len(budgets))
-    lam = np.array([float(np.squeeze(b.dual_value)) / s if b.dual_value is not None else 0.0
-                    for b, s in zip(budgets, scales)])
+    lam = np.array([e_scale * float(np.squeeze(b.dual_value)) / s
+                    if b.dual_value is not None else 0.0 for b, s in zip(budgets, scales)])
     return np.clip(x.value, 0.0, 1.0), np.maximum(lam, 0.0)
 
 
