@@ -144,3 +144,16 @@ def test_example_file_loads():
     p = load_problem(Path(__file__).parents[1] / "examples" / "resnet18_fit.json")
     r = ba.solve(p, method="greedy")
     assert r.usage["average_bits"][0] <= 4.0
+
+
+def test_custom_constraint_has_no_json_form():
+    class Latency(ba.Constraint):
+        name, limit = "latency", 1.0
+
+        def cost_table(self, problem):
+            return np.ones(problem.errors.shape)
+
+    p = ba.Problem(errors=[[1.0, 0.5]], sizes=[1], bits=(2, 4), constraints=[Latency()])
+    assert ba.solve(p, method="greedy").bits.tolist() == [4]
+    with pytest.raises(ValueError, match=r"^constraints: Latency has no JSON form"):
+        problem_to_dict(p)
