@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import bitalloc as ba
-from bitalloc.io import load_problem, problem_from_dict, save_problem
+from bitalloc.io import load_problem, problem_from_dict, problem_to_dict, save_problem
 
 GOOD = {
     "bits": [2, 4, 8], "noise": "uniform",
