@@ -15,6 +15,7 @@ wrap them and pass ``exclude=`` to :class:`~bitalloc_torch.QBitOpt` instead.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -121,8 +122,12 @@ def quantize_model(model: nn.Module, bits: int = 8, act_bits: int | None = 8,
     root = unwrap(model)
     modules = dict(root.named_modules())
     skipped = select(modules, skip, "skip", modules)
+    unsupported = []
     for name, module in modules.items():
         cls = _WRAP.get(type(module))
+        if cls is None and name not in skipped and isinstance(module, tuple(_WRAP)) \
+                and not hasattr(module, "weight_quantizer"):
+            unsupported.append(f"{name} ({type(module).__name__})")
         if cls is None or name in skipped:
             continue
         w = module.weight
@@ -133,6 +138,12 @@ def quantize_model(model: nn.Module, bits: int = 8, act_bits: int | None = 8,
         module.__class__ = cls
         module.weight_quantizer = wq.to(device=w.device)
         module.input_quantizer = iq.to(device=w.device)
+    if unsupported:
+        warnings.warn(
+            f"quantize_model: {len(unsupported)} layer(s) subclass Linear/Conv, are not wrapped "
+            f"and stay float: {unsupported[:5]}; replace them with plain "
+            f"nn.Linear/nn.ConvNd (or add them to skip= to silence this)",
+            RuntimeWarning, stacklevel=2)
     return model
 
 

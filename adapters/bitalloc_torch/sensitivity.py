@@ -23,6 +23,7 @@ FIT conventions (QBITOPT.md, DESIGN.md section 2):
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any
@@ -240,7 +241,7 @@ def fit_sensitivity(model: nn.Module, loss_fn: LossFn, batches: Iterable[Any],
     try:
         for batch in batches:
             x, y = _split(batch)
-            loss = loss_fn(model(x), y)
+            loss = loss_fn(_forward(model, x), y)
             acc.accumulate(torch.autograd.grad(loss, weights, allow_unused=True))
     finally:
         acc.remove()
@@ -278,7 +279,7 @@ def hutchinson_trace(model: nn.Module, loss_fn: LossFn, batches: Iterable[Any],
     n = 0
     for batch in batches:
         x, y = _split(batch)
-        loss = loss_fn(model(x), y)
+        loss = loss_fn(_forward(model, x), y)
         grads = torch.autograd.grad(loss, weights, create_graph=True, allow_unused=True)
         used = [i for i, g in enumerate(grads) if g is not None]
         for _ in range(samples):
@@ -293,6 +294,11 @@ def hutchinson_trace(model: nn.Module, loss_fn: LossFn, batches: Iterable[Any],
     if n == 0:
         raise ValueError("batches: need at least one batch")
     return total / n
+
+
+def _forward(model: nn.Module, x: Any) -> Any:
+    """``model(**x)`` for a dict of model arguments (like :func:`calibrate`), else ``model(x)``."""
+    return model(**x) if isinstance(x, dict) else model(x)
 
 
 def hutchinson_sensitivity(model: nn.Module, loss_fn: LossFn, batches: Iterable[Any],
@@ -311,6 +317,12 @@ def hutchinson_sensitivity(model: nn.Module, loss_fn: LossFn, batches: Iterable[
         ['0', '2']
     """
     targets = _targets_of(model)
-    trace = hutchinson_trace(model, loss_fn, batches, targets, samples, seed).clamp_min(0)
+    trace = hutchinson_trace(model, loss_fn, batches, targets, samples, seed)
+    negative = [t.name for t, v in zip(targets, trace.tolist()) if v < 0]
+    if negative:
+        warnings.warn(f"hutchinson_sensitivity: {len(negative)} negative trace estimate(s) "
+                      f"clipped to 0 ({negative[:5]}); those layers look insensitive. "
+                      f"Use more batches or samples.", RuntimeWarning, stacklevel=2)
+    trace = trace.clamp_min(0)
     sens = trace * range_sq([t.quantizer for t in targets]).cpu()
     return dict(zip([t.name for t in targets], sens.tolist()))

@@ -1,0 +1,361 @@
+"""Mixed-precision PTQ of two pretrained models: allocated vs uniform bits (issue 4, part 3).
+
+Models (offline packages, nothing downloads):
+
+- **EfficientNet-Lite0** (ImageNet weights, 50 conv/linear layers incl. 13 depthwise).
+  The stem conv and the classifier are pinned at 8 bits and left out of the budget; the
+  other 48 layers share it.
+- **all-MiniLM-L6-v2** (sentence embeddings): its 37 ``nn.Linear``; the pooler is not on
+  the sentence-embedding path (mean pooling), so it stays float and out of the problem:
+  the allocation is over the 36 encoder linears. Embeddings (not linear) stay float.
+
+Quantization: weights only (activations stay float), per output channel, signed
+symmetric, each layer's range set at its own bitwidth by the LSQ quantizers' MSE range
+search (no training, no data needed for weights). Uniform and allocated models go
+through the identical procedure (:class:`benchmarks.pretrained_ptq.WeightPTQ`).
+
+Sensitivity (FIT, post-training, ``bt.fit_sensitivity``): the distillation loss against
+the float model has zero gradient at the float point, so FIT is taken from its curvature
+instead: the gradient of ``loss(model(x), pseudo-target)`` with pseudo-targets drawn so
+that its second moment is the Hessian of the distillation loss at the float point, i.e.
+``E||g||**2`` = Gauss-Newton/Fisher trace of that loss. EfficientNet: labels sampled
+from the float model's softmax, cross-entropy (Hessian of KL(float || quant)); MiniLM:
+``eps . e(x)`` with ``eps ~ N(0, (I - t t^T) / |e_float|**2)`` (Hessian of
+``1 - cos(e, e_float)``). The model is at uniform 8 bits during estimation.
+
+Arms (error table ``errors[layer, b]`` minimised by the exact ILP under ``AverageBits``):
+
+- ``FIT``: the adapter's convention, trace x 8-bit range**2 x (2**b-1)**-2
+  (``bt.problem_from_model``);
+- ``FIT-r(b)``: trace x range_b**2 x (2**b-1)**-2, with the range of the quantizer
+  calibrated at each candidate ``b`` (rounding noise only);
+- ``FIT-δ`` (primary, fixed before the full run): trace x the measured mean squared
+  weight error at ``b`` (rounding and clipping), the second-order estimate
+  ``0.5 * tr(F_l) / n_l * ||W_q - W||**2`` of the loss increase;
+- ``Hutch-δ``: as ``FIT-δ`` with the Hutchinson Hessian trace of the distillation loss
+  (few inputs: a double backward per probe) instead of the FIT trace.
+
+Fidelity on held-out data: EfficientNet top-1 agreement with the float model and mean
+KL(float || quant); MiniLM mean cosine similarity of sentence embeddings to the float
+model. Run ``python -m benchmarks.pretrained`` (about 15-20 min on 2 shared CPU cores);
+``--quick`` for a smoke run (< 60 s). Writes ``benchmarks/results/pretrained.{md,json,png}``
+and ``examples/{efficientnet_lite0,minilm}_fit.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import bitalloc as ba
+import bitalloc_torch as bt
+from bitalloc.io import save_problem
+
+from . import pretrained_models as pm
+from .pretrained_ptq import WeightPTQ, error_tables, solve_arm
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+EXAMPLES = ROOT / "examples"
+BITS = (2, 3, 4, 5, 6, 7, 8)
+PRIMARY = "FIT-δ"
+FULL = {"img_est": 64, "img_eval": 96, "img_hutch": 8, "sent_est": 256, "sent_eval": 256,
+        "sent_hutch": 64, "budgets": (3.0, 3.5, 4.0, 5.0), "init": "mse", "reference": True,
+        "arms": None, "fractional_arms": ("FIT", "FIT-δ")}
+QUICK = {"img_est": 2, "img_eval": 4, "img_hutch": 0, "sent_est": 8, "sent_eval": 16,
+         "sent_hutch": 0, "budgets": (4.0,), "init": "minmax", "reference": False,
+         "arms": ("FIT-δ",), "fractional_arms": ()}
+EFFNET_PINNED = {"_conv_stem": 8, "_fc": 8}
+
+
+class Timer:
+    """Seconds per phase."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, phase: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - t0
+
+
+def compare(ptq: WeightPTQ, problems: dict, pinned: dict[str, int], cfg: dict, evaluate,
+            timer: Timer, log) -> dict:
+    """Uniform (integer budgets) and the arms' allocations at each budget, evaluated.
+
+    ``cfg["arms"]`` limits the arms (None: all); at non-integer budgets (where uniform
+    cannot fit exactly) only ``cfg["fractional_arms"]`` run.
+    """
+    if cfg["arms"] is not None:
+        problems = {a: p for a, p in problems.items() if a in cfg["arms"]}
+    out = {}
+    for budget in cfg["budgets"]:
+        row: dict[str, dict] = {}
+        if float(budget).is_integer():
+            with timer("evaluate"):
+                ptq.apply(ptq.uniform(int(budget), pinned))
+                row["uniform"] = {"metrics": evaluate(), "average_bits": float(budget)}
+            log(f"  {budget:g} bits uniform: {row['uniform']['metrics']}")
+        for arm, make in problems.items():
+            if not float(budget).is_integer() and arm not in cfg["fractional_arms"]:
+                continue
+            with timer("solve"):
+                alloc, report = solve_arm(make(budget))
+            with timer("evaluate"):
+                ptq.apply({**pinned, **alloc})
+                row[arm] = {"metrics": evaluate(), "solver": report, "bits": alloc,
+                            "average_bits": report["average_bits"]}
+            log(f"  {budget:g} bits {arm}: {row[arm]['metrics']} ({report['status']}, "
+                f"gap {report['gap']:.1e})")
+        out[f"{budget:g}"] = row
+    return out
+
+
+def table_problems(tables: dict[str, np.ndarray], names, sizes) -> dict:
+    def maker(table):
+        return lambda budget: ba.Problem(errors=table, sizes=sizes, bits=BITS, names=names,
+                                         constraints=[ba.AverageBits(budget)])
+    return {arm: maker(t) for arm, t in tables.items()}
+
+
+def export(path: Path, ptq: WeightPTQ, trace: dict, macs: dict, pinned: dict, description: str,
+           model_name: str) -> None:
+    """Problem file: every quantized layer, primary-arm errors, real sizes and MACs."""
+    names = ptq.names
+    table = error_tables(trace, ptq, names)[PRIMARY]
+    n_pin = sum(ptq.sizes[names.index(n)] for n in pinned)
+    total = float(ptq.sizes.sum())
+    avg = round((4.0 * (total - n_pin) + 8.0 * n_pin) / total, 4)
+    problem = ba.Problem(errors=table, sizes=ptq.sizes, bits=BITS, names=names,
+                         macs=[macs[n] for n in names], act_bits=[8] * len(names),
+                         allowed={n: [b] for n, b in pinned.items()} or None,
+                         constraints=[ba.AverageBits(avg)])
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    pin = (f"; {', '.join(pinned)} pinned to 8 bits via allowed_bits; average_bits {avg} equals "
+           f"4 bits on the other layers" if pinned else "; average_bits 4.0")
+    save_problem(problem, path, description=(
+        f"{model_name}: real layer sizes and MACs; errors[i][k] = FIT trace x "
+        f"12 x mean squared weight error of the per-channel MSE-calibrated quantizer at "
+        f"bits[k] (FIT-δ), "
+        f"FIT from {description}; act_bits 8 for BOPs{pin}. Generated {date} by "
+        f"`python -m benchmarks.pretrained`."))
+
+
+def run_efficientnet(cfg: dict, timer: Timer, log, seed: int = 0) -> tuple[dict, dict]:
+    with timer("load"):
+        model = pm.load_efficientnet()
+    with timer("data"):
+        x_est, x_eval, sources = pm.image_sets(cfg["img_est"], cfg["img_eval"], seed=seed)
+    with torch.no_grad(), timer("float teacher"):
+        t_est = torch.cat([model(x_est[i:i + 16]) for i in range(0, len(x_est), 16)])
+        t_eval = torch.cat([model(x_eval[i:i + 16]) for i in range(0, len(x_eval), 16)])
+    t_logp = t_eval.log_softmax(1)
+    with timer("quantize + calibrate (all bits)"):
+        bt.quantize_model(model, bits=8, act_bits=None, per_channel=True, init=cfg["init"])
+        ptq = WeightPTQ(model, BITS)
+        macs = bt.layer_macs(model, x_est[:1])
+    src = np.array(sources)
+
+    def evaluate() -> dict:
+        with torch.no_grad():
+            logp = torch.cat([model(x_eval[i:i + 32]) for i in range(0, len(x_eval), 32)]
+                             ).log_softmax(1)
+        agree = (logp.argmax(1) == t_logp.argmax(1)).numpy()
+        kl = (t_logp.exp() * (t_logp - logp)).sum(1).numpy()
+        out = {"top1_agreement": float(agree.mean()), "kl": float(kl.mean())}
+        for s in ("photo", "fashion"):
+            if (src == s).any():
+                out[f"top1_{s}"] = float(agree[src == s].mean())
+        return out
+
+    g = torch.Generator().manual_seed(seed + 7)
+    labels = torch.multinomial(t_est.softmax(1), 1, generator=g)[:, 0]
+    ptq.apply(ptq.uniform(8, {}))
+    with timer("FIT"):
+        s8 = bt.fit_sensitivity(model, F.cross_entropy,
+                                [(x_est[i:i + 1], labels[i:i + 1]) for i in range(len(x_est))])
+    trace = {n: s8[n] / ptq.range_sq(n, 8) for n in ptq.names}
+    alloc_names = [n for n in ptq.names if n not in EFFNET_PINNED]
+    sizes = ptq.sizes[[ptq.names.index(n) for n in alloc_names]]
+    problems = {"FIT": lambda b: bt.problem_from_model(
+        model, s8, [ba.AverageBits(b)], BITS, exclude=list(EFFNET_PINNED))}
+    problems.update(table_problems(error_tables(trace, ptq, alloc_names), alloc_names, sizes))
+    hutch = {}
+    if cfg["img_hutch"]:
+        def kl_loss(out, t):
+            return F.kl_div(out.log_softmax(1), t.log_softmax(1), log_target=True,
+                            reduction="batchmean")
+        n = cfg["img_hutch"]
+        ptq.apply(ptq.uniform(8, {}))
+        with timer("Hutchinson"):
+            sh = bt.hutchinson_sensitivity(model, kl_loss, [(x_est[i:i + 2], t_est[i:i + 2])
+                                                            for i in range(0, n, 2)], seed=seed)
+        hutch = {k: sh[k] / ptq.range_sq(k, 8) for k in ptq.names}
+        problems["Hutch-δ"] = table_problems(
+            {"h": error_tables(hutch, ptq, alloc_names, "Hutch")["Hutch-δ"]},
+            alloc_names, sizes)["h"]
+    log("EfficientNet-Lite0:")
+    ref8 = None
+    if cfg["reference"]:
+        with torch.no_grad(), timer("evaluate"):
+            ptq.apply(ptq.uniform(8, EFFNET_PINNED))
+            ref8 = evaluate()
+    res = compare(ptq, problems, EFFNET_PINNED, cfg, evaluate, timer, log)
+    n_photo = int((src == "photo").sum())
+    info = {
+        "layers": ptq.names, "sizes": ptq.sizes.tolist(), "pinned": EFFNET_PINNED,
+        "allocated_layers": len(alloc_names), "macs": macs,
+        "fit_trace": trace, "fit_sensitivity": s8, "hutchinson_trace": hutch,
+        "uniform8": ref8, "results": res,
+        "data": {"estimation_images": len(x_est), "held_out_images": len(x_eval),
+                 "held_out_photo_crops": n_photo, "held_out_fashion": len(src) - n_photo,
+                 "hutchinson_images": cfg["img_hutch"]},
+        "float_top1_confidence": float(t_logp.exp().max(1).values.mean()),
+    }
+    return info, {"ptq": ptq, "trace": trace, "macs": macs}
+
+
+def run_minilm(cfg: dict, timer: Timer, log, seed: int = 0) -> tuple[dict, dict]:
+    with timer("load"):
+        model, tok = pm.load_minilm()
+    with timer("data"):
+        s_est, s_eval = pm.sentence_sets(cfg["sent_est"], cfg["sent_eval"], seed=seed)
+        b_est, b_eval = pm.tokenize(tok, s_est, 8), pm.tokenize(tok, s_eval, 64)
+    with torch.no_grad(), timer("float teacher"):
+        t_est = [model(b) for b in b_est]
+        t_eval = torch.cat([model(b) for b in b_eval])
+    with timer("quantize + calibrate (all bits)"):
+        bt.quantize_model(model, bits=8, act_bits=None, per_channel=True, init=cfg["init"],
+                          skip=["bert.pooler.dense"])
+        ptq = WeightPTQ(model, BITS)
+        seq = {"input_ids": torch.full((1, 128), 1000), "attention_mask": torch.ones(1, 128,
+                                                                                dtype=torch.long)}
+        macs = bt.layer_macs(model, (seq,))  # one 128-token sequence
+
+    def evaluate() -> dict:
+        with torch.no_grad():
+            e = torch.cat([model(b) for b in b_eval])
+        cos = F.cosine_similarity(e, t_eval, dim=1).numpy()
+        return {"cosine": float(cos.mean()), "cosine_p05": float(np.quantile(cos, 0.05))}
+
+    g = torch.Generator().manual_seed(seed + 11)
+    eps = []
+    for t in t_est:
+        u = F.normalize(t, dim=1)
+        z = torch.randn(t.shape, generator=g)
+        eps.append((z - (z * u).sum(1, keepdim=True) * u) / t.norm(dim=1, keepdim=True))
+
+    def probe_loss(out, e):
+        return (out * e).sum(1).mean()
+
+    ptq.apply(ptq.uniform(8, {}))
+    with timer("FIT"):
+        s8 = bt.fit_sensitivity(model, probe_loss, list(zip(b_est, eps)))
+    trace = {n: s8[n] / ptq.range_sq(n, 8) for n in ptq.names}
+    problems = {"FIT": lambda b: bt.problem_from_model(model, s8, [ba.AverageBits(b)], BITS)}
+    problems.update(table_problems(error_tables(trace, ptq, ptq.names), ptq.names, ptq.sizes))
+    hutch = {}
+    if cfg["sent_hutch"]:
+        def cos_loss(out, t):
+            return (1.0 - F.cosine_similarity(out, t, dim=1)).mean()
+        k = max(cfg["sent_hutch"] // 8, 1)
+        with timer("Hutchinson"):
+            sh = bt.hutchinson_sensitivity(model, cos_loss, list(zip(b_est[:k], t_est[:k])),
+                                           seed=seed)
+        hutch = {n: sh[n] / ptq.range_sq(n, 8) for n in ptq.names}
+        problems["Hutch-δ"] = table_problems(
+            {"h": error_tables(hutch, ptq, ptq.names, "Hutch")["Hutch-δ"]},
+            ptq.names, ptq.sizes)["h"]
+    log("MiniLM:")
+    ref8 = None
+    if cfg["reference"]:
+        with timer("evaluate"):
+            ptq.apply(ptq.uniform(8, {}))
+            ref8 = evaluate()
+    res = compare(ptq, problems, {}, cfg, evaluate, timer, log)
+    info = {
+        "layers": ptq.names, "sizes": ptq.sizes.tolist(), "pinned": {},
+        "allocated_layers": len(ptq.names), "macs": macs, "fit_trace": trace,
+        "fit_sensitivity": s8, "hutchinson_trace": hutch, "uniform8": ref8, "results": res,
+        "data": {"estimation_sentences": len(s_est), "held_out_sentences": len(s_eval),
+                 "hutchinson_sentences": min(cfg["sent_hutch"], len(s_est))},
+    }
+    return info, {"ptq": ptq, "trace": trace, "macs": macs}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smoke run: few inputs, one budget")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="results folder (default benchmarks/results; --quick: no files "
+                         "unless given)")
+    ap.add_argument("--models", default="efficientnet,minilm")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the other model's results from an existing pretrained.json")
+    ap.add_argument("--no-export", action="store_true", help="do not write examples/")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    cfg = QUICK if args.quick else FULL
+    out_dir = args.out if (args.out or args.quick) else RESULTS
+    t_start = time.perf_counter()
+    results: dict = {"config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()},
+                     "quick": args.quick, "bits": list(BITS), "primary_arm": PRIMARY,
+                     "threads": args.threads, "torch": torch.__version__,
+                     "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                         timespec="seconds")}
+    models = args.models.split(",")
+    for key, runner in (("efficientnet", run_efficientnet), ("minilm", run_minilm)):
+        if key not in models:
+            continue
+        timer = Timer()
+        info, extra = runner(cfg, timer, print)
+        info["seconds"] = timer.seconds
+        results[key] = info
+        if not args.quick and not args.no_export:
+            if key == "efficientnet":
+                export(EXAMPLES / "efficientnet_lite0_fit.json", extra["ptq"], extra["trace"],
+                       extra["macs"], EFFNET_PINNED, f"{cfg['img_est']} images (half crops of "
+                       "scikit-learn's two sample photos, half Fashion-MNIST train upsampled "
+                       "to 224 RGB), labels sampled from the float model's softmax",
+                       "EfficientNet-Lite0 (ImageNet weights; MACs per 224x224 image)")
+            else:
+                export(EXAMPLES / "minilm_fit.json", extra["ptq"], extra["trace"],
+                       extra["macs"], {}, f"{cfg['sent_est']} sentences of Python's "
+                       "documentation, Gauss-Newton probes of 1 - cos to the float embedding",
+                       "all-MiniLM-L6-v2 (36 encoder linears; MACs per 128-token sequence)")
+    results["total_seconds"] = time.perf_counter() - t_start
+    if out_dir is not None:
+        from .pretrained_report import write_report
+        out_dir.mkdir(parents=True, exist_ok=True)
+        old = out_dir / "pretrained.json"
+        if args.merge and old.exists():
+            prev = json.loads(old.read_text())
+            if "diagnostics" in prev:
+                results["diagnostics"] = prev["diagnostics"]
+            for key in ("efficientnet", "minilm"):
+                if key not in results and key in prev:
+                    results[key] = prev[key]
+                    results["total_seconds"] += sum(prev[key]["seconds"].values())
+        (out_dir / "pretrained.json").write_text(json.dumps(results, indent=1) + "\n")
+        write_report(results, out_dir)
+        print(f"wrote {out_dir}/pretrained.{{json,md,png}}")
+    print(f"total {results['total_seconds']:.0f} s")
+    return results
+
+
+if __name__ == "__main__":
+    main()
