@@ -17,6 +17,7 @@ Example:
 from .constraints import AverageBits, BOPsBudget, Constraint, LinearBudget, MemoryBudget
 from .errors import InfeasibleError, MissingDependencyError
 from .noise import phi
+from .pareto import Frontier, pareto
 from .problem import Problem
 from .result import Result
 from .solve import solve
@@ -26,5 +27,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Problem", "solve", "Result", "Constraint", "AverageBits", "MemoryBudget", "BOPsBudget",
-    "LinearBudget", "InfeasibleError", "MissingDependencyError", "phi", "SOLVERS",
+    "LinearBudget", "InfeasibleError", "MissingDependencyError", "phi", "SOLVERS", "pareto",
+    "Frontier",
 ]

@@ -1,4 +1,9 @@
-"""The ``bitalloc`` command line.
+"""The ``bitalloc`` command line: ``solve``, ``compare`` and ``pareto`` sub-commands.
+
+``bitalloc pareto PROBLEM.json [--constraint NAME] [--values V1,V2,...] [--plot out.png]``
+prints the Pareto frontier of total error against one constraint (the whole convex
+frontier, or exact points at the given values; see :func:`bitalloc.pareto`) and
+can draw it (matplotlib, in the ``bench`` extra).
 
 Exit codes: 0 success, 2 bad input (message on stderr names the field),
 3 infeasible (message names the constraint and its reachable minimum),
@@ -12,15 +17,16 @@ import json
 import sys
 from collections.abc import Sequence
 
-from .errors import InfeasibleError, MissingDependencyError
+from .errors import InfeasibleError, MissingDependencyError, require
 from .io import load_problem
+from .pareto import pareto
 from .solve import solve
 from .solvers import SOLVERS
 
 __all__ = ["main", "EXIT_OK", "EXIT_BAD_INPUT", "EXIT_INFEASIBLE", "EXIT_MISSING_DEPENDENCY"]
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_INFEASIBLE, EXIT_MISSING_DEPENDENCY = 0, 2, 3, 4
-COMPARE_METHODS = ("greedy", "fractional", "ilp")
+COMPARE_METHODS = ("greedy", "fractional", "ilp", "lagrangian")
 
 
 def _emit(text: str, out: str | None) -> None:
@@ -92,8 +98,52 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _parse_values(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"--values: expected comma-separated numbers, got {text!r}") from None
+
+
+def plot_frontier(front, path: str, title: str = "") -> None:
+    """Draw a :class:`~bitalloc.Frontier` (objective against usage) to an image file."""
+    mpl = require("matplotlib", "bench", "--plot")
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(front.usage, front.objective, "o-", ms=3, label="allocation")
+    if any(o - b > 1e-9 * abs(o) for o, b in zip(front.objective, front.bound)):
+        ax.plot(front.values, front.bound, "--", lw=1, label="lower bound")
+        ax.legend()
+    ax.set_xlabel(front.constraint)
+    ax.set_ylabel("total error")
+    if (front.objective > 0).all():
+        ax.set_yscale("log")
+    ax.set_title(title or f"Pareto frontier over {front.constraint}")
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _cmd_pareto(args: argparse.Namespace) -> int:
+    problem = load_problem(args.problem)
+    front = pareto(problem, constraint=args.constraint, values=_parse_values(args.values),
+                   method=args.method, max_points=args.max_points, time_limit=args.time_limit)
+    if args.plot:
+        plot_frontier(front, args.plot)
+    if args.format == "json":
+        _emit(json.dumps(front.to_dict(problem.names), indent=1), args.out)
+    else:
+        _emit(front.table(), args.out)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (sub-commands ``solve`` and ``compare``)."""
+    """The argument parser (sub-commands ``solve``, ``compare`` and ``pareto``)."""
     parser = argparse.ArgumentParser(
         prog="bitalloc", description="Mixed-precision bitwidth allocation with proven bounds.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -106,7 +156,18 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--methods", default=None,
                    help=f"comma-separated methods (default {','.join(COMPARE_METHODS)})")
     c.set_defaults(func=_cmd_compare)
-    for p in (s, c):
+    pa = sub.add_parser("pareto", help="error against one constraint's limit (Pareto sweep)")
+    pa.add_argument("problem", help="problem JSON file")
+    pa.add_argument("--constraint", default="average_bits",
+                    help="name of the constraint to sweep (default average_bits)")
+    pa.add_argument("--values", default=None,
+                    help="comma-separated limits to solve at (default: the whole frontier)")
+    pa.add_argument("--method", default="auto", help="solver for each value (default auto)")
+    pa.add_argument("--max-points", type=int, default=101,
+                    help="at most this many points without --values (default 101)")
+    pa.add_argument("--plot", default=None, help="draw the frontier to this image (matplotlib)")
+    pa.set_defaults(func=_cmd_pareto)
+    for p in (s, c, pa):
         p.add_argument("--time-limit", type=float, default=None, help="seconds (exact solver)")
         p.add_argument("--format", choices=("table", "json"), default="table")
         p.add_argument("--out", default=None, help="write the output to this file")

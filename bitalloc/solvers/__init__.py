@@ -3,7 +3,7 @@
 Heavy dependencies (cvxpy, ortools) are imported only when their solver runs.
 """
 
-from . import auto, fractional, greedy, ilp  # noqa: F401  (registration side effects)
+from . import auto, exact, fractional, greedy, ilp, lagrangian  # noqa: F401  (registration side effects)
 from .base import SOLVERS, SolverOutput, get_solver, register
 
 __all__ = ["SOLVERS", "SolverOutput", "get_solver", "register"]

@@ -1,31 +1,74 @@
-"""``method="auto"``: exact when small and OR-Tools is installed, else greedy.
+"""``method="auto"`` (the default): exact when it will finish fast, else Lagrangian.
 
-Rule: if ``ortools`` is importable and the merged problem has at most
-``AUTO_ILP_MAX_OPTIONS`` allowed (group, bitwidth) options, run ``"ilp"`` (with the
-caller's time limit, or ``AUTO_ILP_TIME_LIMIT`` seconds; on expiry its best feasible
-answer and bound come back). Otherwise run ``"greedy"``.
+Rule, decided by size *and* by measurement on the instance itself:
+
+1. Run the Lagrangian method (:mod:`.lagrangian`): a few passes over the tables,
+   any size. If its gap is already ``<= 1e-9`` the answer is optimal: return it.
+2. If ``ortools`` is not installed, return the Lagrangian answer.
+3. Reduced-cost fixing (:func:`.exact.reduced_options`) measures how much of the
+   problem is still open. If the core has at most ``AUTO_CORE_MAX_OPTIONS``
+   (group, bitwidth) options (``AUTO_CORE_MAX_OPTIONS_MULTI`` with several
+   constraints, whose cores are harder knapsacks; measured: CP-SAT then usually
+   proves them within a second or two), CP-SAT solves it within the caller's time
+   limit (default ``AUTO_TIME_LIMIT`` seconds, counted from the start). The answer is the better
+   of CP-SAT's and the Lagrangian one, with the better bound; the status is
+   ``"optimal"`` when CP-SAT proves the core (``Result.method`` is then ``"exact"``).
+4. Otherwise (a large open core) return the Lagrangian answer with its bound.
+
+Layer-scale problems (thousands of groups) thus end exact in well under a second;
+million-group problems end in about a second with a certified gap, typically
+below ``1e-8``. Use ``method="exact"`` to insist on a proof at any size.
+
+Example:
+    >>> import bitalloc as ba
+    >>> p = ba.Problem.from_sensitivities([9.0, 1.0, 0.1], [10, 20, 30], bits=(2, 4, 8),
+    ...                                   macs=[5, 1, 1],
+    ...                                   constraints=[ba.AverageBits(4.0), ba.BOPsBudget(400)])
+    >>> r = ba.solve(p)
+    >>> r.status, r.method in ("exact", "lagrangian")
+    ('optimal', True)
 """
 
 from __future__ import annotations
 
 import importlib.util
+import time
 
 from ..compiled import Compiled
-from .base import SOLVERS, SolverOutput, register
+from .base import SolverOutput, register
+from .lagrangian import lagrangian
 
-__all__ = ["solve_auto", "AUTO_ILP_MAX_OPTIONS", "AUTO_ILP_TIME_LIMIT"]
+__all__ = ["solve_auto", "AUTO_CORE_MAX_OPTIONS", "AUTO_CORE_MAX_OPTIONS_MULTI",
+           "AUTO_TIME_LIMIT"]
 
-AUTO_ILP_MAX_OPTIONS = 50_000
-AUTO_ILP_TIME_LIMIT = 30.0
+AUTO_CORE_MAX_OPTIONS = 5_000
+AUTO_CORE_MAX_OPTIONS_MULTI = 2_000
+AUTO_TIME_LIMIT = 10.0
 
 
 def _have(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # pragma: no cover - broken installs
+        return False
 
 
 @register("auto")
 def solve_auto(cp: Compiled, time_limit: float | None = None) -> SolverOutput:
-    """Pick a solver by size and availability (see module docstring)."""
-    if _have("ortools") and int(cp.allowed.sum()) <= AUTO_ILP_MAX_OPTIONS:
-        return SOLVERS["ilp"](cp, time_limit or AUTO_ILP_TIME_LIMIT)
-    return SOLVERS["greedy"](cp, time_limit)
+    """Pick and run a method (see the module docstring for the rule)."""
+    from ..solve import GAP_OPTIMAL
+
+    t0 = time.perf_counter()
+    limit = time_limit or AUTO_TIME_LIMIT
+    lag = lagrangian(cp, limit)
+    gap = (lag.objective - lag.bound) / max(abs(lag.objective), 1e-300)
+    if gap <= GAP_OPTIMAL or not _have("ortools"):
+        return SolverOutput(lag.choice, lag.bound, False, "lagrangian")
+    from .exact import close_core, reduced_options
+
+    core = reduced_options(cp, lag)
+    if core.options > (AUTO_CORE_MAX_OPTIONS if len(cp.costs) == 1 else
+                       AUTO_CORE_MAX_OPTIONS_MULTI):
+        return SolverOutput(lag.choice, lag.bound, False, "lagrangian")
+    left = max(limit - (time.perf_counter() - t0), 0.01)
+    return close_core(cp, lag, core, left)

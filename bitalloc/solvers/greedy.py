@@ -13,7 +13,7 @@ import heapq
 
 import numpy as np
 
-from ..bounds import lp_relaxation
+from ..bounds import dual_bound
 from ..compiled import Compiled
 from ..feasibility import find_feasible, normalised_cost
 from .base import SolverOutput, register
@@ -67,6 +67,29 @@ class _State:
         self.cur[m] = j
 
 
+def _all_moves(cp: Compiled, agg: np.ndarray, cur: np.ndarray, slack: np.ndarray):
+    """:meth:`_State.best_move` of every group at once (same keys, same tie-breaks).
+
+    Returns ``(groups, ratio, de, target)`` of the groups that have a move.
+    """
+    r = np.arange(cp.n)
+    err = cp.errors
+    e0 = err[r, cur]
+    ok = err < e0[:, None]  # also rules out disallowed options (inf)
+    for c, cost in enumerate(cp.costs):
+        ok &= ~(cost - cost[r, cur][:, None] > slack[c])
+    de = e0[:, None] - err
+    da = agg - agg[r, cur][:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(ok, np.where(da <= 0, _INF, de / da), -_INF)
+    best = ratio.max(axis=1)
+    tie = ok & (ratio == best[:, None])
+    de_best = np.where(tie, de, -_INF).max(axis=1)
+    target = np.argmax(tie & (de == de_best[:, None]), axis=1)  # first of equal keys
+    m = np.flatnonzero(ok.any(axis=1))
+    return m, best[m], de_best[m], target[m]
+
+
 def greedy_fill(cp: Compiled, start: np.ndarray) -> np.ndarray:
     """Improve a feasible merged choice greedily until no improving move fits.
 
@@ -78,6 +101,7 @@ def greedy_fill(cp: Compiled, start: np.ndarray) -> np.ndarray:
         A feasible choice whose objective is at most that of ``start``.
     """
     st = _State(cp, np.asarray(start, dtype=np.int64))
+    agg = normalised_cost(cp)
     version = [0] * cp.n
     heap: list = []
 
@@ -86,12 +110,16 @@ def greedy_fill(cp: Compiled, start: np.ndarray) -> np.ndarray:
         if mv is not None:
             heapq.heappush(heap, (-mv[0], -mv[1], m, mv[2], version[m]))
 
-    pending = range(cp.n)
     while True:
-        for m in pending:
-            push(m)
-        if not heap:
+        # every group's best move, computed at once; the heap order does not depend on
+        # insertion order (group index breaks ties), so this equals pushing one by one
+        ms, ratio, de, tgt = _all_moves(cp, agg, np.array(st.cur), np.array(st.slack))
+        if len(ms) == 0:
             break
+        msl = ms.tolist()
+        heap = list(zip((-ratio).tolist(), (-de).tolist(), msl, tgt.tolist(),
+                        [version[m] for m in msl]))
+        heapq.heapify(heap)
         while heap:
             _, _, m, j, ver = heapq.heappop(heap)
             if ver != version[m]:
@@ -105,9 +133,6 @@ def greedy_fill(cp: Compiled, start: np.ndarray) -> np.ndarray:
             version[m] += 1
             push(m)
         # a move that lowers some cost can reopen moves of other groups: sweep once more
-        pending = [m for m in range(cp.n) if st.best_move(m) is not None]
-        if not pending:
-            break
     choice = np.array(st.cur, dtype=np.int64)
     return choice
 
@@ -116,6 +141,10 @@ def greedy_fill(cp: Compiled, start: np.ndarray) -> np.ndarray:
 def solve_greedy(cp: Compiled, time_limit: float | None = None) -> SolverOutput:
     """Greedy integer allocation with the LP-relaxation bound.
 
+    The bound is the LP relaxation's value: exactly from convex hulls for one
+    constraint, from the Lagrangian dual search for several (see
+    :func:`bitalloc.bounds.dual_bound`).
+
     Example:
         >>> import bitalloc as ba
         >>> p = ba.Problem.from_sensitivities([9.0, 1.0, 0.1], [10, 10, 10], bits=(2, 4, 8),
@@ -123,6 +152,5 @@ def solve_greedy(cp: Compiled, time_limit: float | None = None) -> SolverOutput:
         >>> ba.solve(p, method="greedy").bits.tolist()
         [4, 4, 4]
     """
-    bound, _, _ = lp_relaxation(cp)
     choice = greedy_fill(cp, find_feasible(cp, time_limit))
-    return SolverOutput(choice=choice, bound=bound, proven=False, method="greedy")
+    return SolverOutput(choice=choice, bound=dual_bound(cp), proven=False, method="greedy")

@@ -1,0 +1,54 @@
+"""Smoke test of ``python -m benchmarks.solvers`` (a cut-down ``--quick`` run)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pulp")
+pytest.importorskip("matplotlib")
+
+from benchmarks import solvers as bench  # noqa: E402
+
+
+def test_quick_run_writes_table_json_and_plot(tmp_path: Path):
+    out = tmp_path / "res"
+    code = bench.main(["--quick", "--sizes", "10,200", "--methods",
+                       "lagrangian,exact,auto,greedy,pulp_cbc", "--reps", "2",
+                       "--no-targets", "--out", str(out)])
+    assert code == 0
+    md = (out / "solvers.md").read_text()
+    data = json.loads((out / "solvers.json").read_text())
+    assert (out / "solvers.png").stat().st_size > 1000
+    assert "| case | constraints | N | method |" in md
+    rows = data["rows"]
+    assert {r["method"] for r in rows} == {"lagrangian", "exact", "auto", "greedy", "pulp_cbc"}
+    assert {r["n"] for r in rows} == {10, 200}
+    assert all(r["feasible"] for r in rows)
+    by = {(r["constraints"], r["n"], r["method"]): r for r in rows}
+    for (kinds, n, m), r in by.items():
+        if m == "exact":  # the exact answer matches what CBC calls optimal
+            assert r["objective"] <= by[(kinds, n, "pulp_cbc")]["objective"] * (1 + 1e-9)
+            assert r["status"].startswith("optimal")
+        if r["bound"] is not None:
+            assert r["bound"] <= r["objective"] * (1 + 1e-12)
+
+
+def test_layers_family_matches_the_issue():
+    p = bench.layers(1000, 0)
+    assert p.bits.tolist() == [2, 3, 4, 6, 8]
+    assert np.array_equal(p.sizes, np.round(p.sizes)) and p.sizes.min() >= 1e3
+    ratio = p.errors[:, 1:] / p.errors[:, :-1]
+    assert np.allclose(ratio, 4.0 ** -np.diff(p.bits))
+
+
+def test_targets_are_graded_from_rows():
+    rows = [{"case": "layers", "constraints": "avg", "n": 5000, "method": m, "seconds": s,
+             "objective": 1.0, "status": st, "gap": 0.0}
+            for m, s, st in (("pulp_cbc", 6.0, "says optimal"), ("auto", 0.1, "optimal(exact)"),
+                             ("exact", 0.3, "optimal(exact)"))]
+    t = bench.targets(rows, None)
+    assert t["P1:auto"]["pass"] and not t["P1:exact"]["pass"]  # 6.0 / 0.3 < 30
