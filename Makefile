@@ -23,6 +23,10 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/bitalloc compare examples/resnet18_fit.json
 
+bench: $(STAMP)
+	$(PY) -m benchmarks.solvers
+	$(PY) -m benchmarks.qat_overhead
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 

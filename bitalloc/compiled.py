@@ -76,6 +76,8 @@ class Compiled:
 
     def min_costs(self) -> np.ndarray:
         """``(C,)`` smallest reachable value of each constraint on its own."""
+        if self.allowed.all():
+            return np.array([c.min(axis=1).sum() for c in self.costs], dtype=np.float64)
         return np.array([np.where(self.allowed, c, np.inf).min(axis=1).sum()
                          for c in self.costs], dtype=np.float64)
 
@@ -106,19 +108,31 @@ def _merge_index(n: int, ties: list[list[int]]) -> np.ndarray:
 
 
 def _merge(table: np.ndarray, group_of: np.ndarray, m: int) -> np.ndarray:
+    """Sum member rows per merged group; without ties the table itself (no copy)."""
     if m == len(group_of):
-        return np.array(table, dtype=np.float64)  # always a copy: callers may edit it
+        return np.asarray(table, dtype=np.float64)
     out = np.zeros((m, table.shape[1]))
     np.add.at(out, group_of, table)
     return out
+
+
+def _row_abs_max_sum(c: np.ndarray) -> float:
+    """``np.abs(c).max(axis=1).sum()`` column by column (no (M, K) temporary)."""
+    best = np.abs(c[:, 0])
+    for j in range(1, c.shape[1]):
+        np.maximum(best, np.abs(c[:, j]), out=best)
+    return float(best.sum())
 
 
 def compile_problem(problem: Problem) -> Compiled:
     """Collapse ties and evaluate every constraint's cost table."""
     group_of = _merge_index(problem.n_groups, problem.ties)
     m = int(group_of.max()) + 1
-    allowed = np.ones((m, len(problem.bits)), dtype=bool)
-    np.logical_and.at(allowed, group_of, problem.allowed)
+    if m == problem.n_groups:
+        allowed = problem.allowed
+    else:
+        allowed = np.ones((m, len(problem.bits)), dtype=bool)
+        np.logical_and.at(allowed, group_of, problem.allowed)
     empty = np.flatnonzero(~allowed.any(axis=1))
     if len(empty):
         members = [problem.names[i] for i in np.flatnonzero(group_of == empty[0])]
@@ -126,10 +140,11 @@ def compile_problem(problem: Problem) -> Compiled:
             f"allowed: tied groups {members} have no bitwidth allowed for all of them",
             constraint="allowed")
     errors = _merge(problem.errors, group_of, m)
-    errors[~allowed] = np.inf
+    if not allowed.all():
+        errors = np.where(allowed, errors, np.inf)
     costs = tuple(_merge(c.cost_table(problem), group_of, m) for c in problem.constraints)
     limits = np.array([c.limit for c in problem.constraints], dtype=np.float64)
-    scale = np.array([np.abs(c).max(axis=1).sum() for c in costs], dtype=np.float64)
+    scale = np.array([_row_abs_max_sum(c) for c in costs], dtype=np.float64)
     tol = FEAS_RTOL * np.maximum(np.abs(limits), scale)
     for a in (errors, allowed, limits, tol, group_of, *costs):
         a.setflags(write=False)

@@ -63,11 +63,15 @@ def solve(problem: Problem, method: str = "auto", time_limit: float | None = Non
     cp = problem.compiled()
     cp.check_reachable()
     out = solver(cp, limit)
-    if not cp.fits(out.choice):  # pragma: no cover - would be a solver bug
+    used = cp.usage(out.choice)
+    if not (cp.allowed[np.arange(cp.n), out.choice].all()
+            and (used <= cp.limits + cp.tol).all()):  # pragma: no cover - a solver bug
         raise RuntimeError(f"solver {out.method!r} returned an allocation outside the budget")
-    bits = cp.expand(out.choice)
-    objective = problem.objective(bits)
-    usage = problem.usage(bits)
+    per_group = out.choice[cp.group_of]
+    bits = cp.bits[per_group]
+    objective = float(problem.errors[np.arange(problem.n_groups), per_group].sum())
+    usage = {name: (float(u), float(lim))
+             for name, u, lim in zip(cp.constraint_names, used, cp.limits)}
     bound = min(float(out.bound), objective)
     gap = (objective - bound) / max(abs(objective), 1e-300)
     status = "optimal" if out.proven or gap <= GAP_OPTIMAL else "feasible"

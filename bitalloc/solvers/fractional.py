@@ -2,8 +2,9 @@
 
 Each group picks a convex combination of its allowed candidates (the convex hull of
 its (cost, error) points); the relaxation minimises total error under every budget.
-Its value, evaluated as a Lagrangian bound at the solver's duals (or the HiGHS LP
-bound when that is tighter), is the proven lower bound. The fractional bitwidths
+Its value, evaluated as a Lagrangian bound at the solver's duals (or the certified
+dual bound of :func:`bitalloc.bounds.dual_bound` when that is tighter), is the proven
+lower bound. The fractional bitwidths
 are rounded down to candidates (each group's largest allowed bitwidth not above
 its fractional mean) and then filled greedily,
 so the answer never exceeds a budget; if the rounded point breaks a budget (costs
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..bounds import lagrangian_value, lp_relaxation
+from ..bounds import dual_bound, lagrangian_value
 from ..compiled import Compiled
 from ..errors import require
 from ..feasibility import find_feasible
@@ -80,6 +81,6 @@ def solve_fractional(cp: Compiled, time_limit: float | None = None) -> SolverOut
         start = find_feasible(cp, time_limit)
     choice = greedy_fill(cp, start)
     # the interior-point duals are accurate to the solver's tolerance only, and the
-    # Lagrangian value is sensitive to them: keep the better of that and the exact LP bound
-    bound = max(lagrangian_value(cp, lam), lp_relaxation(cp)[0])
+    # Lagrangian value is sensitive to them: keep the better of that and the dual bound
+    bound = max(lagrangian_value(cp, lam), dual_bound(cp))
     return SolverOutput(choice, bound, False, "fractional")
