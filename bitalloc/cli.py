@@ -26,7 +26,7 @@ from .solvers import SOLVERS
 __all__ = ["main", "EXIT_OK", "EXIT_BAD_INPUT", "EXIT_INFEASIBLE", "EXIT_MISSING_DEPENDENCY"]
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_INFEASIBLE, EXIT_MISSING_DEPENDENCY = 0, 2, 3, 4
-COMPARE_METHODS = ("greedy", "fractional", "ilp", "lagrangian")
+COMPARE_METHODS = ("greedy", "fractional", "lagrangian", "exact", "ilp")
 
 
 def _emit(text: str, out: str | None) -> None:
