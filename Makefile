@@ -21,7 +21,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q --doctest-modules bitalloc
 
 demo: $(STAMP)
-	$(VENV)/bin/bitalloc compare examples/resnet18_fit.json
+	$(VENV)/bin/bitalloc demo --out demo_out
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.solvers

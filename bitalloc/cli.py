@@ -147,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bitalloc", description="Mixed-precision bitwidth allocation with proven bounds.")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("demo", add_help=False,
+                   help="QAT on digits: uniform vs QBitOpt (`bitalloc demo --help`; needs torch)")
     s = sub.add_parser("solve", help="solve one problem file")
     s.add_argument("problem", help="problem JSON file (DESIGN.md section 4)")
     s.add_argument("--method", default="auto", help=f"one of {sorted(SOLVERS)} (default auto)")
@@ -174,8 +176,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _demo(argv: list[str]) -> int:
+    """``bitalloc demo``: QAT on digits, uniform vs QBitOpt (needs the ``demo`` extra).
+
+    Parsed by the demo's own parser, so ``bitalloc solve`` never imports torch.
+    """
+    try:
+        from bitalloc_torch.demo.run import main as demo_main
+    except ImportError as e:
+        print(f"bitalloc: the demo needs torch and scikit-learn; install them with "
+              f"`pip install 'bitalloc[demo]'` ({e})", file=sys.stderr)
+        return EXIT_MISSING_DEPENDENCY
+    return demo_main(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bitalloc`` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["demo"]:
+        return _demo(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -50,3 +50,15 @@ def test_demo_rejects_bad_options(tmp_path, capsys):
     assert demo.main(["--bits", "2,x", "--out", str(tmp_path), "--quiet"]) == 2
     assert demo.main(["--budget", "1", "--out", str(tmp_path), "--quiet"]) == 2
     assert "--bits" in capsys.readouterr().err
+
+
+def test_bitalloc_demo_subcommand(tmp_path, capsys):
+    """`bitalloc demo ...` reaches the demo through the core command line."""
+    from bitalloc.cli import main
+
+    out = tmp_path / "cli"
+    rc = main(["demo", "--steps", "8", "--every", "4", "--float-epochs", "1", "--out", str(out),
+               "--quiet"])
+    assert rc == 0
+    assert (out / "result.json").exists() and (out / "bits_over_training.png").exists()
+    assert "QBitOpt" in capsys.readouterr().out
