@@ -28,6 +28,7 @@ from .model import (
     QuantConv2d,
     QuantConv3d,
     QuantLinear,
+    apply_bits,
     calibrate,
     param_groups,
     quantize_model,
@@ -45,7 +46,7 @@ from .sensitivity import (
 from .targets import BitQuantizer, QuantTarget, find_targets
 
 __all__ = [
-    "quantize_model", "calibrate", "param_groups", "quantized_layers",
+    "quantize_model", "calibrate", "param_groups", "quantized_layers", "apply_bits",
     "LSQQuantizer", "QuantLinear", "QuantConv1d", "QuantConv2d", "QuantConv3d",
     "fit_sensitivity", "hutchinson_sensitivity", "hutchinson_trace", "FITAccumulator",
     "problem_from_model", "layer_macs", "model_groups",

@@ -26,7 +26,7 @@ from torch import nn
 from .quantizers import LSQQuantizer, check_bits
 from .targets import select, unwrap
 
-__all__ = ["quantize_model", "calibrate", "param_groups", "quantized_layers",
+__all__ = ["quantize_model", "calibrate", "param_groups", "quantized_layers", "apply_bits",
            "QuantLinear", "QuantConv1d", "QuantConv2d", "QuantConv3d"]
 
 SkipSpec = Iterable[str] | Callable[[str, nn.Module], bool]
@@ -157,6 +157,33 @@ def quantized_layers(model: nn.Module) -> dict[str, nn.Module]:
         ['0', '2']
     """
     return {n: m for n, m in unwrap(model).named_modules() if isinstance(m, _QuantLayer)}
+
+
+def apply_bits(model: nn.Module, bits: dict[str, int], keep_range: bool = True) -> None:
+    """Set the weight bitwidth of quantized layers by name, e.g. from a ``Result``.
+
+    Args:
+        model: a model prepared by :func:`quantize_model`.
+        bits: ``{layer name: bits}`` (``Result.bits_by_name`` or ``QBitOpt.bits``).
+        keep_range: keep each quantizer's clipping range (rescale its step).
+
+    Raises:
+        ValueError: a name that is not a quantized layer, or an invalid bitwidth.
+
+    Example:
+        >>> import torch.nn as nn, bitalloc_torch as bt
+        >>> m = bt.quantize_model(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2)))
+        >>> bt.apply_bits(m, {"0": 3, "1": 5})
+        >>> m[0].weight_quantizer.bits, m[1].weight_quantizer.bits
+        (3, 5)
+    """
+    layers = quantized_layers(model)
+    for name in bits:
+        if name not in layers:
+            raise ValueError(f"bits: {name!r} is not a quantized layer; known: "
+                             f"{sorted(layers)[:8]}")
+    for name, b in bits.items():
+        layers[name].weight_quantizer.set_bits(int(b), keep_range=keep_range)
 
 
 def _is_quantizer(module: nn.Module) -> bool:

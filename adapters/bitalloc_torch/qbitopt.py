@@ -92,7 +92,9 @@ def _freeze_step(freeze_after: int | float | None, total_steps: int | None) -> f
             raise ValueError(f"freeze_after: a fraction must be in [0, 1], got {freeze_after}")
         if total_steps is None:
             raise ValueError("total_steps: needed when freeze_after is a fraction")
-        return float(int(freeze_after * _pos_int(total_steps, "total_steps")))
+        total = _pos_int(total_steps, "total_steps")
+        # never at the final step: bits changed there would get no training at all
+        return float(min(int(freeze_after * total), total - 1))
     return float(_pos_int(freeze_after, "freeze_after", 0))
 
 
@@ -111,7 +113,8 @@ class QBitOpt:
             ``"hessian"`` (Hutchinson on ``hessian_batches`` at each reallocation).
         warmup: step of the first reallocation (default ``every``).
         freeze_after: last step at which bits may change: an int, or a float fraction of
-            ``total_steps``.
+            ``total_steps`` (a fraction never allows the final step ``total_steps``,
+            where changed bits would get no training).
         total_steps: training length, for a fractional ``freeze_after``.
         ema: ``None`` (running mean since the last reallocation) or an EMA decay.
         activations: also allocate the layers' input activations (needs ``sample_input``).

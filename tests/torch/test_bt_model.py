@@ -128,3 +128,15 @@ def test_calibrate_bad_input():
         bt.calibrate(m, [3])
     with pytest.raises(ValueError, match="^method:"):
         bt.calibrate(m, [torch.randn(1, 3, 4, 4)], method="max")
+
+
+def test_apply_bits_by_name_keeps_range():
+    m = bt.quantize_model(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)),
+                          init="minmax")
+    m(torch.randn(16, 4))
+    r0 = m[0].weight_quantizer.quant_range().clone()
+    bt.apply_bits(m, {"0": 3, "2": 5})
+    assert m[0].weight_quantizer.bits == 3 and m[2].weight_quantizer.bits == 5
+    assert torch.allclose(m[0].weight_quantizer.quant_range(), r0, rtol=1e-5)
+    with pytest.raises(ValueError, match=r"^bits: 'nope' is not a quantized layer"):
+        bt.apply_bits(m, {"nope": 4})

@@ -295,3 +295,17 @@ def test_contract_types():
     d = rec.to_dict()
     assert {"step", "bits", "objective", "bound", "seconds"} <= set(d)
     assert np.isfinite(d["objective"]) and "QBitOpt(" in repr(qb)
+
+
+def test_fraction_one_never_reallocates_at_the_final_step():
+
+
+    torch.manual_seed(0)
+    m = bt.quantize_model(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)))
+    qb = bt.QBitOpt(m, [ba.AverageBits(4.0)], bits=(2, 4, 8), every=5, freeze_after=1.0,
+                    total_steps=10)
+    for _ in range(10):
+        m(torch.randn(8, 4)).pow(2).mean().backward()
+        qb.step()
+        m.zero_grad()
+    assert [r.step for r in qb.history] == [5]
