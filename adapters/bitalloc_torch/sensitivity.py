@@ -264,7 +264,8 @@ def hutchinson_trace(model: nn.Module, loss_fn: LossFn, batches: Iterable[Any],
 
     Example:
         >>> import torch, torch.nn as nn, bitalloc_torch as bt
-        >>> m = bt.quantize_model(nn.Linear(3, 1, bias=False), init="minmax")
+        >>> m = bt.quantize_model(nn.Linear(3, 1, bias=False), act_bits=None, init="minmax")
+        >>> m.weight.data = torch.tensor([[0.1, 0.5, -0.3]])  # w_0 inside the clipping range
         >>> x = torch.tensor([[2.0, 0.0, 0.0]])   # loss = 0.5*(w.x)**2: Tr(H) = ||x||**2
         >>> t = bt.hutchinson_trace(m, lambda out, t: 0.5 * out.pow(2).sum(), [(x, None)])
         >>> round(t.item(), 4)
