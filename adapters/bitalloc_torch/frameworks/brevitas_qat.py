@@ -43,15 +43,27 @@ MAX_BITS = 16
 class BrevitasAdapter:
     """A Brevitas quant proxy's integer quantizer through the ``BitQuantizer`` protocol.
 
+    The bit-width module is looked up on every call: Brevitas rebuilds a proxy's tensor
+    quantizer from its injector when the model loads a ``state_dict`` (a
+    ``BitWidthConst`` then returns to the injector's bits; QBitOpt's ``load_state_dict``
+    sets them again).
+
     Args:
         proxy: ``layer.weight_quant`` or ``layer.input_quant``.
-        bit_width_impl: the ``BitWidthConst``/``BitWidthStatefulConst`` module its
-            tensor quantizer reads.
     """
 
-    def __init__(self, proxy: nn.Module, bit_width_impl: nn.Module) -> None:
+    def __init__(self, proxy: nn.Module) -> None:
         self.proxy = proxy
-        self.bit_width_impl = bit_width_impl
+
+    @property
+    def tensor_quant(self) -> nn.Module:
+        """The proxy's current integer tensor quantizer."""
+        return getattr(self.proxy, "fused_activation_quant_proxy", self.proxy).tensor_quant
+
+    @property
+    def bit_width_impl(self) -> nn.Module:
+        """The ``BitWidthConst``/``BitWidthStatefulConst`` the tensor quantizer reads."""
+        return self.tensor_quant.msb_clamp_bit_width_impl
 
     @property
     def signed(self) -> bool:
@@ -128,7 +140,7 @@ def _input_adapter(module: nn.Module) -> BrevitasAdapter | None:
         return None
     fused = getattr(proxy, "fused_activation_quant_proxy", None)
     impl, _ = _bit_width_impl(getattr(fused, "tensor_quant", None))
-    return None if impl is None else BrevitasAdapter(proxy, impl)
+    return None if impl is None else BrevitasAdapter(proxy)
 
 
 def find(model: nn.Module) -> Found:
@@ -147,7 +159,7 @@ def find(model: nn.Module) -> Found:
         if impl is None:
             skipped.append((name, reason))
             continue
-        out.append(QuantTarget(name, module, module.weight, BrevitasAdapter(proxy, impl),
+        out.append(QuantTarget(name, module, module.weight, BrevitasAdapter(proxy),
                                _input_adapter(module)))
     return Found(out, skipped)
 
