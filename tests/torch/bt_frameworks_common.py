@@ -57,8 +57,18 @@ def block(seed: int = 0) -> Block:
 
 
 def mobilenet(seed: int = 0) -> nn.Module:
+    """The MobileNetV2-style net with BatchNorm running statistics that match its training
+    activations (as in a pretrained model): frameworks that calibrate ranges in eval mode
+    (ModelOpt, NNCF) would otherwise clip the train-mode activations of a fresh net."""
     torch.manual_seed(seed)
-    return TinyMobileNetV2()
+    model = TinyMobileNetV2()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = None  # cumulative average over the warm-up batches
+    with torch.no_grad():
+        for x, _ in image_batches(4, seed=seed + 100):
+            model(x)
+    return model
 
 
 def token_batches(n: int, batch: int = 16, seed: int = 1) -> list[tuple[torch.Tensor, ...]]:
