@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..bounds import dual_bound, lagrangian_value
 from ..compiled import Compiled
 from ..errors import require
-from ..feasibility import find_feasible
+from ..kernels.bounds import dual_bound
+from ..kernels.feasibility import find_feasible
+from ..kernels.lagrange import lagrangian_value
 from .base import SolverOutput, register
 from .greedy import greedy_fill
 
@@ -46,11 +47,9 @@ def _relaxation(cvx, cp: Compiled) -> tuple[np.ndarray, np.ndarray]:
     cons = [cvx.sum(x, axis=1) == 1]
     if not cp.allowed.all():
         cons.append(cvx.multiply(x, (~cp.allowed).astype(float)) == 0)
-    # each budget divided by its scale so the duals are well conditioned
-    scales = [max(abs(lim), float(np.abs(c).max(axis=1).sum()) * 1e-12, 1e-300)
-              for c, lim in zip(cp.costs, cp.limits)]
-    budgets = [cvx.sum(cvx.multiply(x, c / s)) <= (lim + tol) / s
-               for c, lim, tol, s in zip(cp.costs, cp.limits, cp.tol, scales)]
+    # budgets are normalised in the compiled form (scale 1): duals are well conditioned
+    budgets = [cvx.sum(cvx.multiply(x, c)) <= lim + tol
+               for c, lim, tol in zip(cp.costs, cp.limits, cp.tol)]
     prob = cvx.Problem(cvx.Minimize(cvx.sum(cvx.multiply(x, err))), cons + budgets)
     try:
         prob.solve()
@@ -58,8 +57,8 @@ def _relaxation(cvx, cp: Compiled) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros((m, k)), np.zeros(len(budgets))
     if x.value is None:
         return np.zeros((m, k)), np.zeros(len(budgets))
-    lam = np.array([e_scale * float(np.squeeze(b.dual_value)) / s
-                    if b.dual_value is not None else 0.0 for b, s in zip(budgets, scales)])
+    lam = np.array([e_scale * float(np.squeeze(b.dual_value))
+                    if b.dual_value is not None else 0.0 for b in budgets])
     return np.clip(x.value, 0.0, 1.0), np.maximum(lam, 0.0)
 
 

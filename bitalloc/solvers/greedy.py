@@ -13,9 +13,9 @@ import heapq
 
 import numpy as np
 
-from ..bounds import dual_bound
 from ..compiled import Compiled
-from ..feasibility import find_feasible, normalised_cost
+from ..kernels.bounds import dual_bound
+from ..kernels.feasibility import find_feasible, normalised_cost
 from .base import SolverOutput, register
 
 __all__ = ["greedy_fill", "solve_greedy"]

@@ -28,17 +28,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..compiled import Compiled
+from .lagrange import priced
 
-__all__ = ["fill", "repair", "exchange", "cost_scales"]
+__all__ = ["fill", "repair", "exchange"]
 
 _SEQUENTIAL = 4096  # candidate lists up to this long are applied one by one
-
-
-def cost_scales(cp: Compiled) -> np.ndarray:
-    """``(C,)`` positive scale of each constraint: ``max(|limit|, sum_m max_k |cost|)``."""
-    from ..constraints import FEAS_RTOL
-
-    return np.maximum(cp.tol / FEAS_RTOL, 1e-300)
 
 
 def _rows_err(cp: Compiled, rows: np.ndarray, choice: np.ndarray):
@@ -131,7 +125,7 @@ def repair(cp: Compiled, choice: np.ndarray, max_rounds: int = 200) -> np.ndarra
     Moves are ranked by error added per unit of (scaled) violated budget removed.
     """
     choice = np.array(choice, dtype=np.int64)
-    scales = cost_scales(cp)
+    scales = np.ones(len(cp.costs))
     r = np.arange(cp.n)
     for _ in range(max_rounds):
         over = cp.usage(choice) - cp.limits - cp.tol
@@ -169,12 +163,10 @@ def exchange(cp: Compiled, choice: np.ndarray, lam: np.ndarray, rounds: int = 50
     closest to making); every pair of them is checked exactly, the best improving
     fitting pair is applied, and the search repeats up to ``rounds`` times.
     """
-    from ..bounds import priced
-
     choice = np.array(choice, dtype=np.int64)
     total = priced(cp, lam)
     r = np.arange(cp.n)
-    scales = cost_scales(cp)
+    scales = np.ones(len(cp.costs))
     for _ in range(rounds):
         slack = cp.limits + cp.tol - cp.usage(choice)
         delta = total - total[r, choice][:, None]  # reduced-cost change of each move
