@@ -50,8 +50,8 @@ def lagrangian_eval(cp: Compiled, lam) -> tuple[float, np.ndarray, np.ndarray]:
         >>> p = ba.Problem.from_sensitivities([4.0, 1.0], [1, 1], bits=(2, 4), noise="exp",
         ...                                   constraints=[ba.AverageBits(3.0)])
         >>> value, choice, usage = lagrangian_eval(p.compiled(), [0.0])
-        >>> choice.tolist(), usage.tolist()
-        ([1, 1], [4.0])
+        >>> choice.tolist(), usage.tolist()  # usage normalised: average 4 over scale 4
+        ([1, 1], [1.0])
     """
     lam = np.maximum(np.asarray(lam, dtype=np.float64).reshape(-1), 0.0)
     total = priced(cp, lam)
