@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .numeric import sum_error_bound
+from .numeric import pairwise_error_bound
+
+_EPS = float(np.finfo(np.float64).eps)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .constraints import Constraint
@@ -37,21 +39,21 @@ def float_value(problem: Problem, c: Constraint, k: np.ndarray) -> tuple[float, 
     """``(value, error bound)`` of constraint ``c`` at option indices ``k`` (floats)."""
     n = len(k)
     w = c.weights(problem)
-    bits = problem.bits.astype(np.float64)
     if w is not None:
-        per = np.bincount(k, weights=w, minlength=len(bits))
-        num = float(per @ bits)
-        abs_num = float(np.bincount(k, weights=np.abs(w), minlength=len(bits)) @ bits)
+        terms = w * problem.bits.astype(np.float64)[k]
         d = c.divisor(problem)
         # a computed divisor (a sum of weights) carries the rounding of that sum
-        d_err = sum_error_bound(n, float(np.abs(w).sum()))  # conservative for fixed divisors
-        value = num / d
-        err = (sum_error_bound(n + len(bits), abs_num) / abs(d)
-               + abs(value) * (d_err / abs(d)) * 2.0 + abs(value) * 4e-16)
-        return value, err
-    table = np.asarray(c.cost_table(problem), dtype=np.float64)
-    vals = table[np.arange(n), k]
-    return float(vals.sum()), sum_error_bound(n, float(np.abs(vals).sum()))
+        d_err = pairwise_error_bound(n, float(np.abs(w).sum()))
+    else:
+        table = np.asarray(c.cost_table(problem), dtype=np.float64)
+        terms = table[np.arange(n), k]
+        d, d_err = 1.0, 0.0
+    total = float(terms.sum())
+    abs_total = float(np.abs(terms).sum())
+    value = total / d
+    err = ((pairwise_error_bound(n, abs_total) + _EPS * abs_total) / abs(d)
+           + abs(value) * (2.0 * d_err / abs(d) + 2.0 * _EPS))
+    return value, err
 
 
 def _grade(problem: Problem, c: Constraint, k: np.ndarray) -> tuple[bool, float]:

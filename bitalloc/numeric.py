@@ -21,7 +21,8 @@ from fractions import Fraction
 
 import numpy as np
 
-__all__ = ["TOL", "GAP_OPTIMAL", "TINY", "rel_gap", "exact_sum", "sum_error_bound"]
+__all__ = ["TOL", "GAP_OPTIMAL", "TINY", "rel_gap", "exact_sum", "sum_error_bound",
+           "pairwise_error_bound"]
 
 #: Absolute tolerance in normalised units (each budget's scale is 1): summation noise only.
 TOL = 1e-12
@@ -44,6 +45,17 @@ def sum_error_bound(n: int, abs_total: float) -> float:
     ``abs_total`` is the sum of the terms' absolute values (any order of summation).
     """
     g = (n + 2) * _EPS
+    return 2.0 * g * abs_total / max(1.0 - g, 0.5)
+
+
+def pairwise_error_bound(n: int, abs_total: float) -> float:
+    """Rounding-error bound of numpy's pairwise ``sum`` of ``n`` float64 terms.
+
+    numpy sums blocks of up to 128 terms in 8 interleaved partial sums and combines
+    blocks pairwise, so each term passes through at most ``128 + log2(n)`` roundings.
+    """
+    depth = 130 + max(int(n).bit_length(), 1)
+    g = depth * _EPS
     return 2.0 * g * abs_total / max(1.0 - g, 0.5)
 
 

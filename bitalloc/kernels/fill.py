@@ -119,10 +119,12 @@ def fill(cp: Compiled, choice: np.ndarray, weights: np.ndarray,
     return choice
 
 
-def repair(cp: Compiled, choice: np.ndarray, max_rounds: int = 200) -> np.ndarray | None:
+def repair(cp: Compiled, choice: np.ndarray, max_rounds: int = 200,
+           pinned: np.ndarray | None = None) -> np.ndarray | None:
     """Lower groups until every budget holds; ``None`` if no lowering move helps.
 
-    Moves are ranked by error added per unit of (scaled) violated budget removed.
+    Moves are ranked by error added per unit of (normalised) violated budget removed;
+    groups in ``pinned`` are never moved.
     """
     choice = np.array(choice, dtype=np.int64)
     scales = np.ones(len(cp.costs))
@@ -139,6 +141,8 @@ def repair(cp: Compiled, choice: np.ndarray, max_rounds: int = 200) -> np.ndarra
         loss = cp.errors - cp.errors[r, choice][:, None]
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = np.where(red > 0, loss / np.where(red > 0, red, 1.0), np.inf)
+        if pinned is not None:
+            ratio[pinned] = np.inf
         tgt = np.argmin(ratio, axis=1)
         best = ratio[r, tgt]
         rows = np.flatnonzero(np.isfinite(best))

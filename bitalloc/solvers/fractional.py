@@ -19,9 +19,10 @@ from ..compiled import Compiled
 from ..errors import require
 from ..kernels.bounds import dual_bound
 from ..kernels.feasibility import find_feasible
+from ..kernels.fill import fill
 from ..kernels.lagrange import lagrangian_value
+from ..kernels.moves import split_alternatives
 from .base import SolverOutput, register
-from .greedy import greedy_fill
 
 __all__ = ["solve_fractional", "round_down"]
 
@@ -78,8 +79,8 @@ def solve_fractional(cp: Compiled, time_limit: float | None = None) -> SolverOut
     start = round_down(cp, x)
     if not cp.fits(start):
         start = find_feasible(cp, time_limit)
-    choice = greedy_fill(cp, start)
     # the interior-point duals are accurate to the solver's tolerance only, and the
     # Lagrangian value is sensitive to them: keep the better of that and the dual bound
     bound = max(lagrangian_value(cp, lam), dual_bound(cp))
+    choice = split_alternatives(cp, fill(cp, start, np.ones(len(cp.costs))), bound)
     return SolverOutput(choice, bound, False, "fractional")

@@ -36,14 +36,13 @@ from ..compiled import Compiled
 from ..kernels.dual import maximize_dual
 from ..kernels.feasibility import cheapest_choice, find_feasible
 from ..kernels.fill import exchange, fill, repair
-from ..kernels.hull import Hulls
 from ..kernels.lagrange import lagrangian_value
 from ..kernels.lp import single_lp
+from ..kernels.moves import segment_fill, split_alternatives
 from .base import SolverOutput, register
 
 __all__ = ["LagrangianResult", "lagrangian", "solve_lagrangian"]
 
-_SEQUENTIAL = 4096  # fill candidates up to this many are taken one by one
 _EXCHANGE_MAX = 2_500_000  # options: pairwise exchanges after the fill up to this size
 
 
@@ -66,57 +65,17 @@ class LagrangianResult:
     converged: bool
 
 
-def _segment_fill(h: Hulls, pos: np.ndarray, slack: float, regular: np.ndarray) -> float:
-    """Advance regular groups one hull point at a time, best next segment first.
-
-    On a regular row the next hull segment is the cheapest improving move and has
-    the best error-per-cost ratio of any move (the hull is concave), so this is the
-    greedy fill restricted to what can matter. Moves ``pos`` in place; returns the
-    slack left.
-    """
-    kk = h.eff.shape[1]
-    if kk == 0:
-        return slack
-
-    def movable(rows):
-        j = pos[rows]
-        ok = (j < h.count[rows] - 1) & (h.d_cost[rows, np.minimum(j, kk - 1)] <= slack)
-        return rows[ok]
-
-    rows = movable(np.flatnonzero(regular))
-    while len(rows):
-        j = pos[rows]
-        eff = h.eff[rows, j]
-        if len(rows) > _SEQUENTIAL:  # the best chunk first; the rest wait in the pool
-            top = np.argpartition(-eff, _SEQUENTIAL)[:_SEQUENTIAL]
-            rest = np.ones(len(rows), dtype=bool)
-            rest[top] = False
-            pool, rows, j, eff = rows[rest], rows[top], j[top], eff[top]
-        else:
-            pool = rows[:0]
-        order = np.argsort(-eff, kind="stable")
-        taken = []
-        for m, wm in zip(rows[order].tolist(), h.d_cost[rows[order], j[order]].tolist()):
-            if wm <= slack:
-                slack -= wm
-                pos[m] += 1
-                taken.append(m)
-        # skipped groups cannot fit any more; moved ones may take their next segment
-        rows = movable(np.concatenate([pool, np.array(taken, dtype=np.int64)]))
-    return slack
-
-
 def _single_choice(cp: Compiled) -> tuple[np.ndarray, float]:
     """LP-rounded choice filled greedily, and ``lam*`` (the hulls die on return)."""
     lp = single_lp(cp, 0)
     h = lp.hulls
     pos = lp.pos.copy()
     choice = h.options(pos)
-    slack = float(cp.limits[0] + cp.tol[0] - cp.usage(choice)[0])
-    if slack >= 0:
+    slack = cp.limits + cp.tol - cp.usage(choice)
+    if (slack >= 0).all():
         regular = np.ones(cp.n, dtype=bool)
         regular[h.irregular] = False
-        _segment_fill(h, pos, slack, regular)
+        segment_fill(h, pos, slack, [h.d_cost], np.flatnonzero(regular))
         choice = h.options(pos)
         if len(h.irregular):
             choice = fill(cp, choice, np.ones(1), rows=h.irregular)
@@ -131,7 +90,9 @@ def _single(cp: Compiled) -> LagrangianResult:
     lam = np.array([lam_star])
     if cp.n * cp.errors.shape[1] <= _EXCHANGE_MAX:
         choice = fill(cp, exchange(cp, choice, lam), np.ones(1))
-    return LagrangianResult(choice, cp.objective(choice), lagrangian_value(cp, lam), lam, True)
+    bound = lagrangian_value(cp, lam)
+    choice = split_alternatives(cp, choice, bound)
+    return LagrangianResult(choice, cp.objective(choice), bound, lam, True)
 
 
 def _multi(cp: Compiled, time_limit: float | None) -> LagrangianResult:
@@ -154,6 +115,7 @@ def _multi(cp: Compiled, time_limit: float | None) -> LagrangianResult:
         best = fill(cp, start, weights)
     if cp.n * cp.errors.shape[1] <= _EXCHANGE_MAX:
         best = fill(cp, exchange(cp, best, d.lam), weights)
+    best = split_alternatives(cp, best, d.bound, weights=weights)
     return LagrangianResult(best, cp.objective(best), d.bound, d.lam, d.converged)
 
 
