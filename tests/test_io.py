@@ -63,8 +63,8 @@ def _set(data, path, value):
 
 
 @pytest.mark.parametrize("path, value, match", [
-    (("groups", 3, "size"), -1, r"^groups\[3\]\.size: must be a positive integer, got -1"),
-    (("groups", 3, "size"), 1.5, r"^groups\[3\]\.size: must be a positive integer"),
+    (("groups", 3, "size"), -1, r"^groups\[3\]\.size: must be a positive number, got -1"),
+    (("groups", 3, "size"), 0, r"^groups\[3\]\.size: must be a positive number, got 0"),
     (("groups", 3, "size"), KeyError, r"^groups\[3\]\.size: required"),
     (("groups", 1, "sensitivity"), "high", r"^groups\[1\]\.sensitivity: must be a non-negative"),
     (("groups", 1, "sensitivity"), -0.1, r"^groups\[1\]\.sensitivity: must be a non-negative"),
