@@ -361,7 +361,7 @@ def loads_problem(text: str | bytes) -> Problem:
         except UnicodeDecodeError:
             raise ValueError("$: not a UTF-8 JSON text file (only JSON is read, never pickle)") \
                 from None
-    return problem_from_dict(loads(text))
+    return problem_from_dict(loads(text.removeprefix("\ufeff")))
 
 
 def load_problem(path: str | os.PathLike) -> Problem:

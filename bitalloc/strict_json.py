@@ -42,9 +42,16 @@ class _Rejected:
 
 
 def join_path(path: str, key: str | int) -> str:
-    """The JSON path of a member (``str`` key) or an element (``int`` index) of ``path``."""
+    """The JSON path of a member (``str`` key) or an element (``int`` index) of ``path``.
+
+    Example:
+        >>> join_path(join_path(join_path("$", "groups"), 3), "size"), join_path("$", "a b")
+        ('groups[3].size', '$["a b"]')
+    """
     if isinstance(key, int):
         return f"{path}[{key}]"
+    if not key.isidentifier():
+        return f"{path}[{json.dumps(key)}]"
     return key if path == "$" else f"{path}.{key}"
 
 

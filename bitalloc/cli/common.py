@@ -19,6 +19,7 @@ __all__ = ["EXIT_OK", "EXIT_INTERNAL", "EXIT_BAD_INPUT", "EXIT_INFEASIBLE",
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_INFEASIBLE, EXIT_MISSING_DEPENDENCY = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `cat` killed by `| head`
+_PIECE = 1 << 15  # characters per write to stdout
 
 
 class ResultNotWritable(Exception):
@@ -58,7 +59,12 @@ class Output:
             except OSError as e:
                 self.fail(f"--out {path}: cannot write ({e.strerror or e}); "
                           f"the result is printed on stdout instead")
-        sys.stdout.write(text)
+        # In pieces: a write cut short by a closed pipe is reported as a short count, not an
+        # error, so one big write could lose the tail silently; the next piece raises
+        # BrokenPipeError (main() then exits 141).
+        for i in range(0, len(text), _PIECE):
+            sys.stdout.write(text[i:i + _PIECE])
+            sys.stdout.flush()
 
     def fail(self, message: str) -> None:
         """Record a failure to report on stderr after the output is printed."""
