@@ -391,19 +391,16 @@ def problem_to_dict(problem: Problem, description: str | None = None) -> dict:
     ``problem_from_dict(problem_to_dict(p))`` rebuilds an equal problem: every number
     is written exactly (floats by their shortest round-trip repr).
     """
-    has_macs = problem.macs is not None
-    write_act = has_macs or bool((np.asarray(problem.act_bits) != 8).any())
-    groups = []
-    for i, name in enumerate(problem.names):
-        g: dict[str, Any] = {"name": name, "size": _num(problem.sizes[i]),
-                             "errors": problem.errors[i].tolist()}
-        if has_macs:
-            g["macs"] = _num(problem.macs[i])
-        if write_act:
-            g["act_bits"] = _num(problem.act_bits[i])
-        if not problem.allowed[i].all():
-            g["allowed_bits"] = problem.bits[problem.allowed[i]].tolist()
-        groups.append(g)
+    cols: dict[str, list] = {"name": list(problem.names),
+                             "size": list(map(_num, problem.sizes.tolist())),
+                             "errors": problem.errors.tolist()}
+    if problem.macs is not None:
+        cols["macs"] = list(map(_num, problem.macs.tolist()))
+    if problem.macs is not None or bool((np.asarray(problem.act_bits) != 8).any()):
+        cols["act_bits"] = list(map(_num, problem.act_bits.tolist()))
+    groups = [dict(zip(cols, row)) for row in zip(*cols.values())]
+    for i in np.flatnonzero(~problem.allowed.all(axis=1)).tolist():
+        groups[i]["allowed_bits"] = problem.bits[problem.allowed[i]].tolist()
     out: dict[str, Any] = {"bits": problem.bits.tolist(), "groups": groups}
     if description:
         out = {"description": description, **out}
@@ -427,7 +424,14 @@ def _constraint_to_dict(c: Constraint) -> dict:
 
 
 def save_problem(problem: Problem, path: str | os.PathLike, description: str | None = None):
-    """Write a problem file (see :func:`problem_to_dict`); standard JSON only."""
-    text = dumps(problem_to_dict(problem, description), indent=1)
+    """Write a problem file (see :func:`problem_to_dict`): standard JSON, one group a line."""
+    d = problem_to_dict(problem, description)
+    parts = []
+    for key, value in d.items():
+        if key == "groups":  # one line each, through the C encoder (indent= is pure Python)
+            body = ",\n  ".join(dumps(g, indent=None) for g in value)
+            parts.append(f' "groups": [\n  {body}\n ]')
+        else:
+            parts.append(f" {dumps(key, indent=None)}: {dumps(value, indent=None)}")
     with open(path, "w", encoding="utf-8") as f:
-        f.write(text + "\n")
+        f.write("{\n" + ",\n".join(parts) + "\n}\n")

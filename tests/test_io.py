@@ -47,7 +47,7 @@ def test_reads_every_field():
     assert p.errors[0, 0] == pytest.approx(0.31 / 9)
     assert p.errors[3].tolist() == [0.9, 0.4, 0.2]
     assert p.allowed[0].tolist() == [False, False, True]
-    assert p.ties == [[1, 2]]
+    assert [list(t) for t in p.ties] == [[1, 2]]
     assert [c.name for c in p.constraints] == ["average_bits", "memory", "bops", "latency"]
     r = ba.solve(p, method="ilp")
     assert r.bits[0] == 8 and r.bits[1] == r.bits[2]
