@@ -364,3 +364,11 @@ def test_fuzz_cli_exit_codes(monkeypatch, capsys, field, value, duplicate):
     code, _, err = _main(monkeypatch, capsys, ["solve", "-", "--method", "greedy"], stdin=text)
     assert code in (0, 2, 3, 4), err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("values", ["1,x", "nan", "3,inf", ","])
+def test_pareto_bad_values_exit_2(monkeypatch, capsys, problem_file, values):
+    code, out, err = _main(monkeypatch, capsys, ["pareto", problem_file(PROBLEM), "--values",
+                                                 values])
+    assert code == 2 and out == ""
+    assert f"--values: expected comma-separated finite numbers, got {values!r}" in err

@@ -10,6 +10,7 @@ written (bad path, unknown image format) exits 2 but never loses the table.
 from __future__ import annotations
 
 import argparse
+import math
 
 from ..errors import require
 from ..pareto import pareto
@@ -22,9 +23,12 @@ def _parse_values(text: str | None) -> list[float] | None:
     if text is None:
         return None
     try:
-        return [float(v) for v in text.split(",") if v.strip()]
+        values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise ValueError(f"--values: expected comma-separated numbers, got {text!r}") from None
+        values = None
+    if not values or not all(map(math.isfinite, values)):
+        raise ValueError(f"--values: expected comma-separated finite numbers, got {text!r}")
+    return values
 
 
 def _positive_int(text: str) -> int:
