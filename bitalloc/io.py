@@ -111,7 +111,7 @@ def _names(groups: list[dict]) -> list[str]:
         for i, nm in enumerate(names):
             if nm in seen:
                 fail(f"groups[{i}].name", f"duplicate group name {show(nm)} "
-                                           f"(also groups[{seen[nm]}])")
+                                          f"(also groups[{seen[nm]}])")
             seen[nm] = i
     return names
 
@@ -136,7 +136,7 @@ def _groups(raw: Any, bits: list[int], noise: str) -> dict[str, Any]:
     has_s, has_e = present(sens), present(tables)
     if any(map(eq, has_s, has_e)):
         fail(f"groups[{first(map(eq, has_s, has_e))}]",
-              "give exactly one of 'sensitivity' or 'errors'")
+             "give exactly one of 'sensitivity' or 'errors'")
     errors = np.empty((n, k))
     if any(has_s):
         at = list(compress(range(n), has_s))
@@ -149,9 +149,9 @@ def _groups(raw: Any, bits: list[int], noise: str) -> dict[str, Any]:
             for j, e in enumerate(rows):
                 if len(as_list(e, f"groups[{at[j]}].errors")) != k:
                     fail(f"groups[{at[j]}].errors",
-                          f"has {len(e)} values, expected one per bit ({k})")
+                         f"has {len(e)} values, expected one per bit ({k})")
         flat = column(list(chain.from_iterable(rows)),
-                       lambda j: f"groups[{at[j // k]}].errors[{j % k}]")
+                      lambda j: f"groups[{at[j // k]}].errors[{j % k}]")
         errors[at if len(at) < n else slice(None)] = flat.reshape(len(rows), k)
     macs = pluck(groups, "macs")
     has_m = present(macs)
@@ -163,7 +163,7 @@ def _groups(raw: Any, bits: list[int], noise: str) -> dict[str, Any]:
             "sizes": column(sizes, lambda j: f"groups[{j}].size", "positive"),
             "macs": column(macs, lambda j: f"groups[{j}].macs") if any(has_m) else None,
             "act_bits": column(pluck(groups, "act_bits", 8), lambda j: f"groups[{j}].act_bits",
-                                "positive"),
+                               "positive"),
             "allowed": allowed}
 
 
@@ -193,7 +193,7 @@ def _constraint(c: Any, i: int, index: dict[str, int], n: int, k: int) -> Constr
         kwargs["groups"] = _scope(c["groups"], f"{path}.groups", index, n)
         if not _takes_groups(cls):
             fail(f"{path}.groups", f"scoped constraints need a bitalloc core whose {cls.__name__} "
-                                    f"takes groups=; this one does not")
+                                   f"takes groups=; this one does not")
     costs = _costs(c.get("costs", MISSING), f"{path}.costs", n, k) if kind == "linear" else None
     try:
         return cls(limit, **kwargs) if costs is None else LinearBudget(costs, limit, **kwargs)
@@ -256,7 +256,7 @@ def problem_from_dict(data: Any) -> Problem:
     noise = data.get("noise", "uniform")
     if not isinstance(noise, str) or noise not in NOISE_MODELS:
         fail("noise", f"unknown noise model {show(noise)}; expected one of "
-                       f"{sorted(NOISE_MODELS)}")
+                      f"{sorted(NOISE_MODELS)}")
     if "groups" not in data:
         fail("groups", "required (a list of group objects)")
     g = _groups(data["groups"], bits, noise)
@@ -269,7 +269,7 @@ def problem_from_dict(data: Any) -> Problem:
     for i, c in enumerate(cons):
         if c.name in seen:
             fail(f"constraints[{i}].name", f"duplicate constraint name {show(c.name)} "
-                                            f"(also constraints[{seen[c.name]}])")
+                                           f"(also constraints[{seen[c.name]}])")
         seen[c.name] = i
         if isinstance(c, BOPsBudget) and g["macs"] is None:
             fail("groups[0].macs", f"required by constraints[{i}] (bops)")

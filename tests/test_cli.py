@@ -372,3 +372,22 @@ def test_pareto_bad_values_exit_2(monkeypatch, capsys, problem_file, values):
                                                  values])
     assert code == 2 and out == ""
     assert f"--values: expected comma-separated finite numbers, got {values!r}" in err
+
+
+def test_a_module_with_add_parser_and_func_registers(monkeypatch, capsys):
+    """The registry also takes ``add_parser(sub)`` modules whose ``func(args)`` prints."""
+    import types
+
+    import bitalloc.cli.app as app
+
+    def add_parser(sub):
+        p = sub.add_parser("hello")
+        p.add_argument("--fail", action="store_true")
+        p.set_defaults(func=lambda a: (_ for _ in ()).throw(ValueError("hello: bad"))
+                       if a.fail else print("hi") or 0)
+
+    monkeypatch.setattr(app, "COMMANDS", (*app.COMMANDS,
+                                          types.SimpleNamespace(add_parser=add_parser)))
+    assert _main(monkeypatch, capsys, ["hello"])[:2] == (0, "hi\n")
+    assert _main(monkeypatch, capsys, ["hello", "--fail"]) == (2, "", "bitalloc: bad input: "
+                                                                       "hello: bad\n")

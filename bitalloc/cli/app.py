@@ -2,9 +2,11 @@
 
 To add a sub-command, write ``bitalloc/cli/cmd_<name>.py`` with ``register(sub)``
 (which calls ``sub.add_parser(...)`` and ``set_defaults(run=run)``, where
-``run(args, out: Output) -> int``) and append the module to :data:`COMMANDS`. A
-sub-command that parses its own arguments (``demo``) also defines ``NAME`` and
-``run_argv(argv) -> int``. See :mod:`bitalloc.cli` for the exit codes.
+``run(args, out: Output) -> int``) and append the module to :data:`COMMANDS`. A module
+with ``add_parser(sub)`` and ``set_defaults(func=run)``, ``run(args) -> int``, works
+too (it then writes its own output). A sub-command that parses its own arguments
+(``demo``) also defines ``NAME`` and ``run_argv(argv) -> int``. Errors raised by a
+sub-command become exit codes here (see :mod:`bitalloc.cli`).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bitalloc", description="Mixed-precision bitwidth allocation with proven bounds.")
     sub = parser.add_subparsers(dest="command", required=True)
     for cmd in COMMANDS:
-        cmd.register(sub)
+        (cmd.register if hasattr(cmd, "register") else cmd.add_parser)(sub)
     return parser
 
 
@@ -71,7 +73,7 @@ def _dispatch(argv: list[str]) -> int:
             code = own[argv[0]](argv[1:])
         else:
             args = build_parser().parse_args(argv)
-            code = args.run(args, out)
+            code = args.run(args, out) if hasattr(args, "run") else args.func(args)
     except BrokenPipeError:
         raise  # handled by main()
     except Exception as e:  # every error becomes a message and an exit code, not a traceback
