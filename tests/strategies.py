@@ -127,3 +127,30 @@ def limit_constraint(kind: str, base: ba.Problem, rng, draw) -> ba.Constraint:
         return ba.LinearBudget(costs, limit, name="latency")
     limit = max(limit, 1e-3)
     return {"avg": ba.AverageBits, "mem": ba.MemoryBudget, "bops": ba.BOPsBudget}[kind](limit)
+
+
+@st.composite
+def scaled_instances(draw) -> ba.Problem:
+    """Small instances whose errors and LinearBudget costs are scaled log-uniformly
+    between 1e-9 and 1e12 (natural units: seconds, joules, ...), often with AverageBits."""
+    n, k = draw(st.integers(1, 6)), draw(st.integers(2, 4))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    bits = sorted(rng.choice(np.arange(2, 9), k, replace=False).tolist())
+    sizes = rng.integers(1, 1000, n).astype(float)
+    e_unit = 10.0 ** draw(st.floats(-9, 12))
+    c_unit = 10.0 ** draw(st.floats(-9, 12))
+    if draw(st.booleans()):
+        errors = np.outer(rng.lognormal(0, 2, n), ba.phi(bits)) * e_unit
+    else:
+        errors = rng.random((n, k)) * e_unit
+    if draw(st.booleans()):  # latency-like: grows with bits
+        costs = np.outer(sizes, bits) * rng.uniform(0.5, 1.5, (n, 1)) * c_unit
+    else:
+        costs = rng.random((n, k)) * c_unit
+    frac = draw(st.sampled_from([-0.1, 0.0, 0.3, 0.6, 1.0]))
+    lo, hi = costs.min(axis=1).sum(), costs.max(axis=1).sum()
+    cons = [ba.LinearBudget(costs, float(lo + frac * (hi - lo)), name="latency")]
+    if draw(st.booleans()):
+        cons.append(ba.AverageBits(bits[0] + draw(st.sampled_from([0.3, 0.7])) *
+                                   (bits[-1] - bits[0])))
+    return ba.Problem(errors=errors, sizes=sizes, bits=bits, constraints=cons)
