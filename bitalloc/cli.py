@@ -17,6 +17,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from .cli_export import add_parser as add_export_parser
 from .errors import InfeasibleError, MissingDependencyError, require
 from .io import load_problem
 from .pareto import pareto
@@ -169,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="at most this many points without --values (default 101)")
     pa.add_argument("--plot", default=None, help="draw the frontier to this image (matplotlib)")
     pa.set_defaults(func=_cmd_pareto)
+    add_export_parser(sub)
     for p in (s, c, pa):
         p.add_argument("--time-limit", type=float, default=None, help="seconds (exact solver)")
         p.add_argument("--format", choices=("table", "json"), default="table")
