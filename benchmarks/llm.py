@@ -75,13 +75,20 @@ def run(args) -> dict:
     lm.load_gguf_weights(model, src, names)
     readback_exact = all(bool((mods[n].weight == w).all()) for n, w in ref.items())
     calib, held = lm.corpus_tokens(tok, args.seq, args.calib, args.eval)
-    bar = _bar(len(calib), "Fisher (calibration sequences)")
-    fisher = lm.fisher_diag(model, names, calib, bar.update)
-    bar.close()
     cache: dict = {}
-    bar = _bar(len(names), "errors of each (tensor, format)")
-    errors = lm.measure_errors(src, names, fisher, CANDIDATES, model.config, cache, bar.update)
-    bar.close()
+    saved = os.path.join(args.tmp or tempfile.gettempdir(),
+                         f"llm_errors_{args.calib}x{args.seq}.npz")
+    if args.reuse_errors and os.path.exists(saved):
+        errors = np.load(saved)["errors"]
+    else:
+        bar = _bar(len(calib), "Fisher (calibration sequences)")
+        fisher = lm.fisher_diag(model, names, calib, bar.update)
+        bar.close()
+        bar = _bar(len(names), "errors of each (tensor, format)")
+        errors = lm.measure_errors(src, names, fisher, CANDIDATES, model.config, cache,
+                                   bar.update)
+        bar.close()
+        np.savez(saved, errors=errors)
     sizes = np.array([mods[n].weight.numel() for n in names])
     rows = np.array([mods[n].weight.shape[1] for n in names])
 
@@ -198,6 +205,8 @@ def main(argv=None) -> int:
     p.add_argument("--seq", type=int, default=512, help="tokens per sequence")
     p.add_argument("--out", default=RESULTS, help="results folder")
     p.add_argument("--tmp", default=None, help="folder for the temporary GGUF files")
+    p.add_argument("--reuse-errors", action="store_true",
+                   help="reuse the error table saved by an earlier run in --tmp")
     args = p.parse_args(argv)
     out = run(args)
     os.makedirs(args.out, exist_ok=True)

@@ -202,7 +202,8 @@ def format_problem(errors, sizes, formats: Sequence[str | Format], *, names: Seq
     """Build a problem whose candidates are storage formats with exact byte costs.
 
     Args:
-        errors: ``(N, K)`` measured error of tensor ``i`` stored in ``formats[k]``.
+        errors: ``(N, K)`` measured error of tensor ``i`` stored in ``formats[k]``;
+            cells of formats a tensor cannot use may be ``inf``.
         sizes: ``(N,)`` weights per tensor.
         formats: ``K`` candidate format names (any order; sorted by bits per weight).
         names: ``N`` tensor names.
@@ -237,7 +238,7 @@ def format_problem(errors, sizes, formats: Sequence[str | Format], *, names: Seq
     err = np.asarray(errors, dtype=np.float64)
     if err.ndim != 2 or err.shape[1] != len(fmts):
         raise ValueError(f"errors: expected shape (N, {len(fmts)}), got {err.shape}")
-    err = err[:, order]
+    err = err[:, order].copy()
     size = np.asarray(sizes, dtype=np.int64)
     if size.shape != (err.shape[0],) or (size <= 0).any():
         raise ValueError(f"sizes: expected {err.shape[0]} positive integers")
@@ -258,6 +259,13 @@ def format_problem(errors, sizes, formats: Sequence[str | Format], *, names: Seq
             want = {get_format(x).name for x in lst}
             ok[i] &= np.array([f.name in want for f in fmts])
     bad = [names[i] for i in np.flatnonzero(~ok.any(axis=1))]
+    # a format a tensor cannot use may carry any error (inf, NaN): it is never chosen
+    finite = np.isfinite(err) & (np.nan_to_num(err, nan=-1.0) >= 0)
+    if not finite[ok].all():
+        i, k = np.argwhere(ok & ~finite)[0]
+        raise ValueError(f"errors: must be finite and >= 0 where the format is allowed; "
+                         f"tensor {names[i]!r} in {fmts[k].name} has {err[i, k]}")
+    err[~ok] = 0.0
     if bad:
         raise ValueError(f"formats: no candidate format can store {bad[:5]} (row length not a "
                          f"multiple of any block, or excluded by allowed)")

@@ -85,6 +85,17 @@ def test_row_length_disallows_formats():
     assert fp.format_of(res.bits)["a"] != "TQ2_0"
 
 
+def test_inf_error_allowed_only_where_format_is_not():
+    inf = float("inf")
+    fp = _fp(errors=[[3.0, 1.0, inf], [2.0, 0.5, 0.2], [9.0, 2.0, 0.3]],
+             row_lengths=[32, 256, 256], max_bytes=10_000)
+    assert np.isfinite(fp.problem.errors).all()
+    with pytest.raises(ValueError, match="errors: must be finite .* 'a' in TQ2_0 has inf"):
+        _fp(errors=[[3.0, 1.0, inf], [2.0, 0.5, 0.2], [9.0, 2.0, 0.3]])
+    with pytest.raises(ValueError, match="'b' in Q4_0 has -0.5"):
+        _fp(errors=[[3.0, 1.0, 0.1], [2.0, -0.5, 0.2], [9.0, 2.0, 0.3]])
+
+
 def test_bits_per_weight_budget_equals_bytes_budget():
     a = _fp(max_bits_per_weight=4.5)
     b = _fp(max_bytes=4.5 * (512 + 256 + 1024) / 8)
