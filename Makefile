@@ -12,7 +12,7 @@ export OMP_NUM_THREADS ?= 1
 $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PIP) -q -e '.[all,dev,bench,demo,pretrained]'
+	$(PIP) -q -e '.[all,dev,bench,demo,pretrained,gguf,llm,autoround,torchao]'
 	touch $(STAMP)
 
 test: $(STAMP)

@@ -8,14 +8,22 @@ import re
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from bitalloc import cli
 from bitalloc.errors import MissingDependencyError
-from bitalloc.export import (allocation_from_result, dump_yaml, export_text, gguf_name,
-                             hf_name, int_equivalent, to_autoround, to_bit_map, to_llama_cpp,
-                             to_llmcompressor)
+from bitalloc.export import (
+    allocation_from_result,
+    dump_yaml,
+    export_text,
+    gguf_name,
+    hf_name,
+    int_equivalent,
+    to_autoround,
+    to_bit_map,
+    to_llama_cpp,
+    to_llmcompressor,
+)
 from bitalloc.formats import GGML_FORMATS, get_format
 
 ALLOC = {"model.layers.0.self_attn.q_proj": "Q4_0", "model.layers.1.self_attn.v_proj": "Q8_0",
