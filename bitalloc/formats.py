@@ -174,6 +174,13 @@ class FormatProblem:
         idx = self.problem.bit_index(bits)
         return {n: self.formats[k].name for n, k in zip(self.problem.names, idx)}
 
+    def result_dict(self, result) -> dict:
+        """``result.to_dict()`` plus ``"formats"``: the RESULT.json ``bitalloc export`` reads."""
+        out = result.to_dict()
+        out["formats"] = self.format_of(result.bits)
+        out["bytes"] = self.size_bytes(result.bits)
+        return out
+
     def size_bytes(self, bits) -> float:
         """Exact total bytes of the allocated tensors."""
         idx = self.problem.bit_index(bits)

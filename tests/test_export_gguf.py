@@ -108,3 +108,24 @@ def test_row_length_checked(tiny, tmp_path):
     src, _ = tiny
     with pytest.raises(ValueError, match="row length 64 is not a multiple of TQ2_0's block"):
         plan_gguf(src, {"blk.0.attn_q.weight": "TQ2_0"})
+
+
+def test_cli_writes_gguf_from_a_format_result(tiny, tmp_path):
+    import json
+
+    import bitalloc as ba
+    from bitalloc import cli
+    from bitalloc.formats import format_problem
+
+    src, tensors = tiny
+    names = ["blk.0.attn_q.weight", "blk.0.ffn_down.weight"]
+    fp = format_problem([[3.0, 1.0, 0.0], [5.0, 2.0, 0.0]], [t.size for t in
+                        (tensors[n] for n in names)], ["Q4_0", "Q8_0", "F32"], names=names,
+                        row_lengths=[64, 256], max_bytes=64 * 64 * 4 + 64 * 256 * 34 / 32)
+    res = ba.solve(fp.problem)
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(fp.result_dict(res)))
+    dst = tmp_path / "o.gguf"
+    assert cli.main(["export", str(path), "--to", "gguf", "--model", src, "--out", str(dst)]) == 0
+    assert {n: read_gguf_types(str(dst))[n] for n in names} == fp.format_of(res.bits) == {
+        "blk.0.attn_q.weight": "F32", "blk.0.ffn_down.weight": "Q8_0"}
