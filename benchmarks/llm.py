@@ -224,6 +224,10 @@ def write_report(out: dict, folder: str) -> str:
                          cands=", ".join(out["candidates"]))
     text += "\n" + _report(out) + f"\n\nWhole run: {out['seconds_total'] / 60:.1f} min.\n"
     _plot(out, os.path.join(folder, "llm.png"))
+    notes = os.path.join(folder, "llm_findings.md")  # hand-written reading of this run
+    if os.path.exists(notes):
+        with open(notes) as f:
+            text += "\n" + f.read()
     with open(os.path.join(folder, "llm.md"), "w") as f:
         f.write(text + "\n![perplexity vs file size](llm.png)\n")
     return text
