@@ -165,6 +165,10 @@ def _plot(out: dict, path: str) -> None:
     ax.set_ylabel("held-out perplexity (CPython sources)")
     ax.set_title("SmolLM2-135M (base Q4_1) re-quantized: perplexity vs file size")
     ax.set_yscale("log")
+    from matplotlib.ticker import FormatStrFormatter
+
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%.0f"))
+    ax.yaxis.set_minor_formatter(FormatStrFormatter("%.1f"))
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
