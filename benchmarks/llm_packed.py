@@ -44,6 +44,13 @@ def _llmcompressor(model, tok, budget: str, tmp: str):
 
     recipe = os.path.join(RESULTS, f"llm_alloc_{budget}.llmcompressor.yaml")
     base = os.path.join(tmp, "base")
+    # a GGUF-loaded model is marked as GGUF-quantized and refuses save_pretrained: rebuild
+    cfg = model.config
+    if hasattr(cfg, "quantization_config"):
+        del cfg.quantization_config
+    fresh = AutoModelForCausalLM.from_config(cfg)
+    fresh.load_state_dict(model.state_dict())
+    model = fresh.eval()
     model.save_pretrained(base)
     tok.save_pretrained(base)
     model.config._name_or_path = base  # oneshot re-reads the config from there
