@@ -59,9 +59,12 @@ def gguf_name(name: str) -> str:
     Example:
         >>> gguf_name("model.layers.3.mlp.down_proj")
         'blk.3.ffn_down.weight'
+        >>> gguf_name("output_norm.weight")
+        'output_norm.weight'
     """
-    if name.startswith("blk.") or name in ("token_embd.weight", "output.weight"):
-        return name
+    if name.startswith("blk.") or (name.endswith(".weight") and
+                                   not name.startswith(("model.", "layers.", "lm_head"))):
+        return name  # already a GGUF name (blk.N.*, token_embd.weight, output_norm.weight)
     base = name[:-len(".weight")] if name.endswith(".weight") else name
     if base in _TOP_HF:
         return _TOP_HF[base]

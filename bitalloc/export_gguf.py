@@ -50,7 +50,7 @@ def _check(reader, allocation: Mapping[str, str | Format]) -> dict[str, Format]:
     present = {t.name: t for t in reader.tensors}
     fm, unknown = {}, []
     for name, f in allocation.items():
-        g = gguf_name(name)
+        g = name if name in present else _as_gguf(name)
         if g not in present:
             unknown.append(name)
             continue
@@ -69,6 +69,13 @@ def _check(reader, allocation: Mapping[str, str | Format]) -> dict[str, Format]:
                          f"{' ...' if len(unknown) > 10 else ''} ({len(unknown)} unknown of "
                          f"{len(allocation)}; the file has e.g. {list(present)[:3]})")
     return fm
+
+
+def _as_gguf(name: str) -> str | None:
+    try:
+        return gguf_name(name)
+    except ValueError:  # not a llama-style HF name: only exact GGUF names can match
+        return None
 
 
 def _align(n: int, a: int) -> int:

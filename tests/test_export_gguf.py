@@ -86,13 +86,17 @@ def test_round_trip(tiny, tmp_path):
 def test_plan_without_changes_is_the_source(tiny):
     src, _ = tiny
     assert plan_gguf(src, {}).file_bytes == os.path.getsize(src)
+    # any tensor of the file can be named by its GGUF name, llama-style or not
+    plan = plan_gguf(src, {"blk.0.attn_norm.weight": "F16"})
+    assert plan.tensor_bytes["blk.0.attn_norm.weight"] == 64 * 2
 
 
 def test_unknown_tensors_are_all_named(tiny, tmp_path):
     src, _ = tiny
-    bad = dict(ALLOC, **{"blk.7.attn_q.weight": "Q4_0", "model.layers.9.mlp.up_proj": "Q4_0"})
+    bad = dict(ALLOC, **{"blk.7.attn_q.weight": "Q4_0", "model.layers.9.mlp.up_proj": "Q4_0",
+                         "encoder.fc1": "Q4_0"})
     with pytest.raises(ValueError, match=r"no tensors \['blk.7.attn_q.weight', "
-                                         r"'model.layers.9.mlp.up_proj'\]"):
+                                         r"'model.layers.9.mlp.up_proj', 'encoder.fc1'\]"):
         write_gguf(src, str(tmp_path / "x.gguf"), bad)
     assert not (tmp_path / "x.gguf").exists()
 
