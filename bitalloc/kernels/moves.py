@@ -40,6 +40,8 @@ from .fill import fill, repair
 from .hull import Hulls, lower_hulls
 from .lp import SingleLP, single_lp
 
+_BLOCK = 2048  # candidates taken per block between vectorised re-filters
+
 __all__ = ["hull_greedy", "segment_fill", "split_alternatives", "SPLIT_MIN_GAP"]
 
 #: :func:`split_alternatives` is skipped when the answer is this close to its bound.
@@ -81,24 +83,34 @@ def segment_fill(h: Hulls, pos: np.ndarray, slack: np.ndarray, d: list[np.ndarra
         return slack
     eff0 = h.eff[rows, pos[rows]]
     order = np.argsort(-eff0, kind="stable")
-    rows, eff0 = rows[order], eff0[order].tolist()
-    cand_d = np.stack([dc[rows, pos[rows]] for dc in d], axis=1).tolist()
-    rows = rows.tolist()
+    rows, eff0 = rows[order], eff0[order]
+    cand_d = np.stack([dc[rows, pos[rows]] for dc in d], axis=1)
     sl = slack.tolist()
     heap: list = []
-    i, n = 0, len(rows)
-    while i < n or heap:
-        if heap and (i >= n or -heap[0][0] > eff0[i]):
-            _, m, dm = heapq.heappop(heap)
-        else:
-            m, dm = rows[i], cand_d[i]
-            i += 1
-        if all(x <= s for x, s in zip(dm, sl)):
-            sl = [s - x for x, s in zip(dm, sl)]
-            pos[m] += 1
-            q = pos[m]
-            if q < h.count[m] - 1:
-                heapq.heappush(heap, (-float(h.eff[m, q]), m, [float(dc[m, q]) for dc in d]))
+    while len(rows) or heap:
+        # drop the candidates that no longer fit (the slack only shrinks), then a block
+        keep = (cand_d <= np.array(sl)).all(axis=1)
+        rows, eff0, cand_d = rows[keep], eff0[keep], cand_d[keep]
+        b_rows, b_eff = rows[:_BLOCK].tolist(), eff0[:_BLOCK].tolist()
+        b_d = cand_d[:_BLOCK].tolist()
+        rows, eff0, cand_d = rows[_BLOCK:], eff0[_BLOCK:], cand_d[_BLOCK:]
+        last = not len(rows)
+        i, n = 0, len(b_rows)
+        while i < n or (heap and last):
+            if heap and (i >= n or -heap[0][0] > b_eff[i]):
+                _, m, dm = heapq.heappop(heap)
+            else:
+                m, dm = b_rows[i], b_d[i]
+                i += 1
+            if all(x <= s for x, s in zip(dm, sl)):
+                sl = [s - x for x, s in zip(dm, sl)]
+                pos[m] += 1
+                q = pos[m]
+                if q < h.count[m] - 1:
+                    heapq.heappush(heap, (-float(h.eff[m, q]), m,
+                                          [float(dc[m, q]) for dc in d]))
+        if last and not heap:
+            break
     return np.array(sl)
 
 
