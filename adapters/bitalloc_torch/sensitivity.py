@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .batches import batch_targets, run_batch
 from .targets import QuantTarget, find_targets, unwrap
 
 __all__ = ["FITAccumulator", "fit_sensitivity", "hutchinson_trace", "hutchinson_sensitivity",
@@ -38,6 +39,13 @@ __all__ = ["FITAccumulator", "fit_sensitivity", "hutchinson_trace", "hutchinson_
 
 #: ``loss_fn(outputs, targets) -> scalar tensor``, applied to ``model(inputs)``.
 LossFn = Callable[[Any, Any], torch.Tensor]
+
+
+def _acc_dtype(*tensors: torch.Tensor | None) -> torch.dtype:
+    """float64 when any tensor is float64 (a ``.double()`` model), else float32: norms
+    are taken in at least float32 and never narrowed."""
+    wide = any(t is not None and t.dtype == torch.float64 for t in tensors)
+    return torch.float64 if wide else torch.float32
 
 
 def act_name(name: str) -> str:
@@ -117,7 +125,7 @@ class FITAccumulator:
 
     @torch.no_grad()
     def _act_grad(self, j: int, g: torch.Tensor) -> None:
-        self._pending[j] += torch.linalg.vector_norm(g, dtype=torch.float32).double().square()
+        self._pending[j] += torch.linalg.vector_norm(g, dtype=_acc_dtype(g)).double().square()
 
     def remove(self) -> None:
         """Remove the activation hooks."""
@@ -136,7 +144,7 @@ class FITAccumulator:
         if grads is None:
             grads = [w.grad for w in self._weights]
         try:
-            norms = torch.stack(torch._foreach_norm(grads, 2, dtype=torch.float32))
+            norms = torch.stack(torch._foreach_norm(grads, 2, dtype=_acc_dtype(*grads)))
         except (TypeError, RuntimeError):  # a None gradient, or weights on several devices
             norms = self._norms_with_gaps(grads)
         if norms.requires_grad:  # gradients from backward(create_graph=True); no no_grad()
@@ -151,10 +159,10 @@ class FITAccumulator:
 
     @torch.no_grad()
     def _norms_with_gaps(self, grads: Sequence[torch.Tensor | None]) -> torch.Tensor:
-        norms = torch.zeros(len(grads), dtype=torch.float32, device=self.device)
+        norms = torch.zeros(len(grads), dtype=torch.float64, device=self.device)
         for i, g in enumerate(grads):
             if g is not None:
-                norms[i] = torch.linalg.vector_norm(g, dtype=torch.float32).to(self.device)
+                norms[i] = torch.linalg.vector_norm(g, dtype=_acc_dtype(g)).to(norms)
         return norms
 
     def fisher(self) -> torch.Tensor:
@@ -191,13 +199,6 @@ class FITAccumulator:
         self._pending.zero_()
         self.count = int(state["count"])
         self.act_seen = [bool(s) for s in state.get("act_seen", self.act_seen)]
-
-
-def _split(batch: Any) -> tuple[Any, Any]:
-    if isinstance(batch, (tuple, list)) and len(batch) >= 2:
-        return batch[0], batch[1]
-    raise ValueError(f"batches: each batch must be an (inputs, targets) pair, "
-                     f"got {type(batch).__name__}")
 
 
 def _targets_of(model: nn.Module) -> list[QuantTarget]:
@@ -240,8 +241,7 @@ def fit_sensitivity(model: nn.Module, loss_fn: LossFn, batches: Iterable[Any],
     weights = [t.weight for t in targets]
     try:
         for batch in batches:
-            x, y = _split(batch)
-            loss = loss_fn(_forward(model, x), y)
+            loss = loss_fn(run_batch(model, batch), batch_targets(batch))
             acc.accumulate(torch.autograd.grad(loss, weights, allow_unused=True))
     finally:
         acc.remove()
@@ -280,8 +280,7 @@ def hutchinson_trace(model: nn.Module, loss_fn: LossFn, batches: Iterable[Any],
     total = torch.zeros(len(weights), dtype=torch.float64)
     n = 0
     for batch in batches:
-        x, y = _split(batch)
-        loss = loss_fn(_forward(model, x), y)
+        loss = loss_fn(run_batch(model, batch), batch_targets(batch))
         grads = torch.autograd.grad(loss, weights, create_graph=True, allow_unused=True)
         used = [i for i, g in enumerate(grads) if g is not None]
         for _ in range(samples):
@@ -296,11 +295,6 @@ def hutchinson_trace(model: nn.Module, loss_fn: LossFn, batches: Iterable[Any],
     if n == 0:
         raise ValueError("batches: need at least one batch")
     return total / n
-
-
-def _forward(model: nn.Module, x: Any) -> Any:
-    """``model(**x)`` for a dict of model arguments (like :func:`calibrate`), else ``model(x)``."""
-    return model(**x) if isinstance(x, dict) else model(x)
 
 
 def hutchinson_sensitivity(model: nn.Module, loss_fn: LossFn, batches: Iterable[Any],
