@@ -81,6 +81,19 @@ def blocks(cfg: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
+def tier(block: str, arm: dict[str, Any]) -> int:
+    """Run order: 0 the target comparisons, 1 post-training / kept range, 2 the 50 % arms,
+    3 the long run, 4 the 2.5-bit block."""
+    if block == "long":
+        return 3
+    if block == "w2.5":
+        return 4
+    if arm["kind"] == "uniform" or (arm["fraction"] == 1.0 and arm["on_change"] != "keep"
+                                    and arm["kind"] == "qbitopt"):
+        return 0
+    return 2 if arm["kind"] == "qbitopt" and arm["fraction"] < 1 else 1
+
+
 def run_key(block: str, seed: int, arm: dict[str, Any]) -> str:
     return f"{block}|{seed}|{arm['kind']}|{arm['fraction']}|{arm['on_change']}|{arm['over']}"
 
@@ -251,11 +264,11 @@ def main(argv: list[str] | None = None) -> int:
         _save_json(jpath, state)
     spec = blocks(cfg)
     done = {r["key"] for r in state["runs"]}
-    # the blocks that decide the targets first (w3 and w3a4 interleaved by seed), then
-    # the long run, then 2.5 bits; seed-major inside each, so a cut run has whole seeds
-    prio = {"w3": 0, "w3a4": 0, "long": 1, "w2.5": 2}
+    # the comparisons that decide the targets first (QBitOpt 100 % and uniform of w3 and
+    # w3a4, seed by seed), then post-training and kept-range arms, then 50 %, then the
+    # long run, then 2.5 bits: a run cut by the time limit has whole seeds of the targets
     tasks = [(b, s, a.to_dict()) for b in names for s in seeds for a in spec[b]["arms"]]
-    tasks.sort(key=lambda t: (prio[t[0]], t[1]))
+    tasks.sort(key=lambda t: (tier(t[0], t[2]), t[1], BLOCKS.index(t[0])))
     tasks = [t for t in tasks if run_key(*t) not in done]
     print(f"{len(tasks)} runs to do ({len(done)} already in {jpath})", flush=True)
     t_all = time.perf_counter()

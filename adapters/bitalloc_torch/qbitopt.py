@@ -21,6 +21,12 @@ Decisions (QBITOPT.md leaves them open):
   about 0.002 in 200 steps, so a kept range stays the old bitwidth's range, measured at
   1.2-1.6x (median) the weight MSE of a fresh range search; the figures behind the
   default are in ``benchmarks/results/qat.md``.
+- **FIT's range** (``fit_range``). ``"tensor"`` (the default) uses the latent weight's
+  ``max - min`` (activations: the largest ``max - min`` seen since the last
+  reallocation), which does not depend on the current bits. With ``"quantizer"`` (the
+  current clipping range) a layer at low bits has an MSE-optimal range that clips hard,
+  so it looks insensitive and stays low: in the folded per-tensor Fashion-MNIST study,
+  10 reallocations over 200 steps changed no bit at all (``benchmarks/results/qat.md``).
 - **Separate budgets.** With ``activations=True`` and ``act_constraints=[...]``,
   ``constraints`` count only the weight groups and ``act_constraints`` only the
   activation groups (constraints scoped with the core's ``groups=``); constraint names
@@ -62,12 +68,12 @@ import bitalloc as ba
 
 from .distributed import all_reduce_mean, broadcast, is_distributed
 from .problem import DEFAULT_BITS, constraint_list, model_groups
-from .sensitivity import FITAccumulator, LossFn, hutchinson_trace, range_sq
+from .sensitivity import FITAccumulator, LossFn, fit_sensitivity, hutchinson_trace, range_sq
 from .targets import QuantTarget, unwrap
 
 __all__ = ["QBitOpt", "Reallocation"]
 
-SENSITIVITIES = ("fit", "hessian")
+SENSITIVITIES = ("fit", "fit_per_sample", "hessian")
 ON_CHANGE = ("recalibrate", "keep")
 
 
@@ -135,7 +141,10 @@ class QBitOpt:
         method: bitalloc solver; ``"auto"`` (the default: proven optimal at layer scale in
             milliseconds), or ``"greedy"`` (the paper's), ``"fractional"``, ``"ilp"``....
         sensitivity: ``"fit"`` (free, from the gradients of the user's backward) or
-            ``"hessian"`` (Hutchinson on ``hessian_batches`` at each reallocation).
+            ``"fit_per_sample"`` (the empirical Fisher from per-sample gradients on
+            ``hessian_batches`` at each reallocation, model in eval mode: one backward
+            per sample; see :func:`~bitalloc_torch.fit_sensitivity`), or ``"hessian"``
+            (Hutchinson on ``hessian_batches`` at each reallocation, weights only).
         warmup: step of the first reallocation (default ``every``).
         freeze_after: last step at which bits may change: an int, or a float fraction of
             ``total_steps`` (a fraction never allows the final step ``total_steps``,
@@ -149,12 +158,16 @@ class QBitOpt:
             ``activations=True``); ``constraints`` then apply to the weight groups only.
         on_change: ``"recalibrate"`` or ``"keep"``: the range of a quantizer whose bits
             change (module docstring).
+        fit_range: the range in FIT's ``EF * range**2``: ``"tensor"`` (the default: the
+            tensor's ``max - min``, as the FIT reference code) or ``"quantizer"`` (the
+            current clipping range; see the module docstring for why not by default).
         exclude: layers not allocated (names or a predicate ``(name, module)``).
         noise: ``"uniform"`` or ``"exp"`` error model.
         time_limit: seconds per solve (exact solvers).
         targets: explicit :class:`QuantTarget` list (other frameworks).
-        loss_fn: ``loss_fn(outputs, targets)``, for ``sensitivity="hessian"``.
-        hessian_batches: ``(inputs, targets)`` batches for ``sensitivity="hessian"``.
+        loss_fn: ``loss_fn(outputs, targets)``, for ``"hessian"`` and ``"fit_per_sample"``.
+        hessian_batches: ``(inputs, targets)`` batches for ``"hessian"`` and
+            ``"fit_per_sample"``.
         hessian_samples: Rademacher probes per batch.
         process_group: ``torch.distributed`` group (default: the world, when initialised).
 
@@ -188,7 +201,7 @@ class QBitOpt:
                  total_steps: int | None = None, ema: float | None = None,
                  activations: bool = False, sample_input: Any = None,
                  act_constraints: Sequence[ba.Constraint] | ba.Constraint | None = None,
-                 on_change: str = "recalibrate",
+                 on_change: str = "recalibrate", fit_range: str = "tensor",
                  exclude: Sequence[str] | Callable[[str, nn.Module], bool] = (),
                  noise: str = "uniform", time_limit: float | None = None,
                  targets: Sequence[QuantTarget] | None = None, loss_fn: LossFn | None = None,
@@ -202,12 +215,12 @@ class QBitOpt:
                              f"{sorted(ba.SOLVERS)}")
         if sensitivity not in SENSITIVITIES:
             raise ValueError(f"sensitivity: must be one of {SENSITIVITIES}, got {sensitivity!r}")
-        if sensitivity == "hessian":
+        if sensitivity != "fit":
             if loss_fn is None or not callable(loss_fn):
                 raise ValueError("loss_fn: a callable loss_fn(outputs, targets) is needed for "
-                                 "sensitivity='hessian'")
+                                 f"sensitivity={sensitivity!r}")
             if hessian_batches is None:
-                raise ValueError("hessian_batches: needed for sensitivity='hessian'")
+                raise ValueError(f"hessian_batches: needed for sensitivity={sensitivity!r}")
             hessian_batches = list(hessian_batches)
         self.model = model
         self.method, self.noise, self.time_limit = method, noise, time_limit
@@ -227,6 +240,8 @@ class QBitOpt:
                                  f"ba.AverageBits(4.0, name='act_bits'))")
         #: Constraints on the activation groups, or ``None`` (then ``constraints`` count all).
         self.act_constraints = act_constraints
+        if fit_range not in ("tensor", "quantizer"):
+            raise ValueError(f"fit_range: must be 'tensor' or 'quantizer', got {fit_range!r}")
         if on_change not in ON_CHANGE:
             raise ValueError(f"on_change: must be one of {ON_CHANGE}, got {on_change!r}")
         self.on_change = on_change
@@ -241,8 +256,8 @@ class QBitOpt:
                              "need a gradient, with an enabled input quantizer)")
         self.candidates = tuple(int(b) for b in self._problem(self.groups.sizes, bits).bits)
         self.groups.apply(self.groups.current_bits(), keep_range=True)  # layers sharing a weight
-        self._acc = (FITAccumulator(self.groups.targets, self.groups.act_targets, ema=ema)
-                     if sensitivity == "fit" else None)
+        self._acc = (FITAccumulator(self.groups.targets, self.groups.act_targets, ema=ema,
+                                    ranges=fit_range) if sensitivity == "fit" else None)
         self.step_count = 0
         #: One :class:`Reallocation` per reallocation, in order.
         self.history: list[Reallocation] = []
@@ -348,6 +363,16 @@ class QBitOpt:
             if self._acc.count == 0:
                 return torch.zeros(len(self.groups.names), dtype=torch.float64)
             return self._acc.sensitivity()
+        if self.sensitivity == "fit_per_sample":
+            model = unwrap(self.model)
+            was = model.training
+            model.eval()
+            try:
+                s = fit_sensitivity(model, self._loss_fn, self._hessian_batches,
+                                    activations=bool(self.groups.act_targets), per_sample=True)
+            finally:
+                model.train(was)
+            return torch.tensor([s.get(n, 0.0) for n in self.groups.names], dtype=torch.float64)
         trace = hutchinson_trace(unwrap(self.model), self._loss_fn, self._hessian_batches,
                                  self.groups.targets, self._hessian_samples,
                                  seed=self.step_count).clamp_min(0)

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .batches import batch_targets, run_batch
+from .batches import batch_inputs, batch_targets, leading_batch, run_batch
 from .targets import QuantTarget, find_targets, unwrap
 
 __all__ = ["FITAccumulator", "fit_sensitivity", "hutchinson_trace", "hutchinson_sensitivity",
@@ -39,6 +39,10 @@ __all__ = ["FITAccumulator", "fit_sensitivity", "hutchinson_trace", "hutchinson_
 
 #: ``loss_fn(outputs, targets) -> scalar tensor``, applied to ``model(inputs)``.
 LossFn = Callable[[Any, Any], torch.Tensor]
+
+
+#: Where FIT's range comes from: the quantizer's clipping range, or the tensor's max - min.
+RANGES = ("quantizer", "tensor")
 
 
 def _acc_dtype(*tensors: torch.Tensor | None) -> torch.dtype:
@@ -74,6 +78,9 @@ class FITAccumulator:
         act_targets: layers whose input activations also get statistics (each needs an
             ``input_quantizer``).
         ema: ``None`` for a running mean, or a decay in ``(0, 1)`` for an EMA.
+        ranges: ``"quantizer"`` (the quantizer's current clipping range) or ``"tensor"``
+            (``max - min`` of the latent weight; of each activation, the largest seen since
+            the last reset: the FIT reference code's range, independent of the bits).
 
     Attributes:
         names: statistic names: the weight groups, then ``act_name(layer)`` per activation.
@@ -90,12 +97,16 @@ class FITAccumulator:
     """
 
     def __init__(self, targets: Sequence[QuantTarget],
-                 act_targets: Sequence[QuantTarget] = (), ema: float | None = None) -> None:
+                 act_targets: Sequence[QuantTarget] = (), ema: float | None = None,
+                 ranges: str = "quantizer") -> None:
         if ema is not None and (isinstance(ema, bool) or not isinstance(ema, float | int)
                                 or not 0 < ema < 1):
             raise ValueError(f"ema: must be None or a decay in (0, 1), got {ema!r}")
         if not targets:
             raise ValueError("targets: no quantized layers (call quantize_model first)")
+        if ranges not in RANGES:
+            raise ValueError(f"ranges: must be one of {RANGES}, got {ranges!r}")
+        self.ranges = ranges
         self.targets = list(targets)
         self.act_targets = list(act_targets)
         if any(t.input_quantizer is None for t in self.act_targets):
@@ -110,6 +121,7 @@ class FITAccumulator:
         self._n_act = n_a
         self._weight = 1.0 if self.ema is None else 1.0 - self.ema
         self._pending = torch.zeros(n_a, dtype=torch.float64, device=self.device)
+        self._act_range = torch.zeros(n_a, dtype=torch.float64, device=self.device)
         #: Whether each activation group's input has had a gradient hook (needed a gradient).
         self.act_seen = [False] * n_a
         self.count = 0
@@ -121,6 +133,11 @@ class FITAccumulator:
         x = args[0] if args else None
         if isinstance(x, torch.Tensor) and x.requires_grad and torch.is_grad_enabled():
             self.act_seen[j] = True
+            if self.ranges == "tensor":
+                with torch.no_grad():
+                    lo, hi = torch.aminmax(x.detach())
+                    r = (hi - lo).double()
+                    self._act_range[j] = torch.maximum(self._act_range[j], r)
             x.register_hook(partial(self._act_grad, j))
 
     @torch.no_grad()
@@ -175,6 +192,11 @@ class FITAccumulator:
 
     def sensitivity(self) -> torch.Tensor:
         """``fisher() * mean(range**2)`` per statistic, at the quantizers' current ranges."""
+        if self.ranges == "tensor":
+            with torch.no_grad():
+                w = torch.stack([(t.weight.detach().max() - t.weight.detach().min()).double()
+                                 .to(self.device) for t in self.targets])
+            return self.fisher() * torch.cat([w, self._act_range]).square()
         quantizers = [t.quantizer for t in self.targets]
         quantizers += [t.input_quantizer for t in self.act_targets]
         return self.fisher() * range_sq(quantizers, self.device)
@@ -183,6 +205,7 @@ class FITAccumulator:
         """Forget the accumulated statistics."""
         self._value.zero_()
         self._pending.zero_()
+        self._act_range.zero_()
         self.count = 0
 
     def state_dict(self) -> dict[str, Any]:
@@ -201,6 +224,16 @@ class FITAccumulator:
         self.act_seen = [bool(s) for s in state.get("act_seen", self.act_seen)]
 
 
+def _samples(batch: Any) -> list[tuple[Any, Any]]:
+    """Split an ``(inputs, targets)`` batch into one-sample batches."""
+    x, y = batch_inputs(batch), batch_targets(batch)
+    if isinstance(x, dict):
+        n = leading_batch(x, "batches")
+        return [({k: v[i:i + 1] if isinstance(v, torch.Tensor) else v for k, v in x.items()},
+                 y[i:i + 1]) for i in range(n)]
+    return [(x[i:i + 1], y[i:i + 1]) for i in range(len(x))]
+
+
 def _targets_of(model: nn.Module) -> list[QuantTarget]:
     targets = find_targets(model)
     if not targets:
@@ -209,7 +242,7 @@ def _targets_of(model: nn.Module) -> list[QuantTarget]:
 
 
 def fit_sensitivity(model: nn.Module, loss_fn: LossFn, batches: Iterable[Any],
-                    activations: bool = False) -> dict[str, float]:
+                    activations: bool = False, per_sample: bool = False) -> dict[str, float]:
     """FIT sensitivity of every quantized layer, post-training (one backward per batch).
 
     Gradients are taken with ``torch.autograd.grad``, so the parameters' ``.grad`` is
@@ -221,6 +254,14 @@ def fit_sensitivity(model: nn.Module, loss_fn: LossFn, batches: Iterable[Any],
         batches: ``(inputs, targets)`` pairs.
         activations: also return input-activation sensitivities
             (named ``"<layer>.input_quantizer"``).
+        per_sample: the empirical Fisher from per-sample gradients (one forward and
+            backward per sample: ``mean_i ||grad loss_i||**2``) instead of the squared
+            mini-batch-mean gradient (the default, free inside QAT). The mini-batch
+            statistic is ``||mean_i g_i||**2``, which keeps the squared mean gradient at
+            full weight but shrinks the per-sample variance by the batch size, so layers
+            whose gradients agree across samples look more sensitive; activation statistics
+            sum per-sample terms, so in a joint weight/activation problem weights are
+            overweighted. ``benchmarks/results/qat_fisher.md`` measures the bias.
 
     Returns:
         ``{group name: EF * mean(range**2)}``.
@@ -241,8 +282,9 @@ def fit_sensitivity(model: nn.Module, loss_fn: LossFn, batches: Iterable[Any],
     weights = [t.weight for t in targets]
     try:
         for batch in batches:
-            loss = loss_fn(run_batch(model, batch), batch_targets(batch))
-            acc.accumulate(torch.autograd.grad(loss, weights, allow_unused=True))
+            for one in (_samples(batch) if per_sample else [batch]):
+                loss = loss_fn(run_batch(model, one), batch_targets(one))
+                acc.accumulate(torch.autograd.grad(loss, weights, allow_unused=True))
     finally:
         acc.remove()
     if acc.count == 0:
