@@ -226,3 +226,26 @@ def test_scoped_constraint_usage_equals_subset_average():
         warnings.simplefilter("ignore")
         assert c_w.value(p, bits) == pytest.approx(want_w)
         assert c_a.value(p, bits) == pytest.approx(want_a)
+
+
+def test_fit_range_tensor_uses_max_minus_min_of_weights_and_activations():
+    torch.manual_seed(0)
+    m = bt.quantize_model(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)))
+    targets = bt.find_targets(m)
+    acc = bt.FITAccumulator(targets, targets[1:], ranges="tensor")
+    x = torch.randn(5, 3)
+    h = torch.relu(m[0](x)).detach()
+    m(x).pow(2).sum().backward()
+    acc.accumulate()
+    s = acc.sensitivity()
+    f = acc.fisher()
+    for i, t in enumerate(targets):
+        w = t.weight.detach()
+        assert s[i] == pytest.approx(float(f[i] * (w.max() - w.min()) ** 2))
+    # the activation's range: max - min of the (float) input that layer 2 saw
+    assert s[2] == pytest.approx(float(f[2] * (h.max() - h.min()) ** 2), rel=1e-4)
+    acc.remove()
+    with pytest.raises(ValueError, match="ranges"):
+        bt.FITAccumulator(targets, ranges="clip")
+    with pytest.raises(ValueError, match="fit_range"):
+        bt.QBitOpt(m, [ba.AverageBits(4.0)], fit_range="clip")
