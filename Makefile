@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 
 test: $(STAMP)
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 	HYPOTHESIS_PROFILE=ci $(PY) -m pytest -n 2 -q tests
 	$(PY) -m pytest -q --doctest-modules bitalloc
 

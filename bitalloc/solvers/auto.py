@@ -35,6 +35,7 @@ import importlib.util
 import time
 
 from ..compiled import Compiled
+from ..numeric import GAP_OPTIMAL, rel_gap
 from .base import SolverOutput, register
 from .lagrangian import lagrangian
 
@@ -56,12 +57,10 @@ def _have(module: str) -> bool:
 @register("auto")
 def solve_auto(cp: Compiled, time_limit: float | None = None) -> SolverOutput:
     """Pick and run a method (see the module docstring for the rule)."""
-    from ..solve import GAP_OPTIMAL
-
     t0 = time.perf_counter()
     limit = time_limit or AUTO_TIME_LIMIT
     lag = lagrangian(cp, limit)
-    gap = (lag.objective - lag.bound) / max(abs(lag.objective), 1e-300)
+    gap = rel_gap(lag.objective, lag.bound)
     if gap <= GAP_OPTIMAL or not _have("ortools"):
         return SolverOutput(lag.choice, lag.bound, False, "lagrangian")
     from .exact import close_core, reduced_options

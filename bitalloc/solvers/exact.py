@@ -31,9 +31,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..bounds import priced
 from ..compiled import Compiled
 from ..errors import require
+from ..kernels.lagrange import priced
+from ..numeric import GAP_OPTIMAL, rel_gap
 from .base import SolverOutput, register
 from .ilp import cpsat
 from .lagrangian import LagrangianResult, lagrangian
@@ -118,19 +119,13 @@ def close_core(cp: Compiled, lag: LagrangianResult, core: Core,
         slice_s *= 4.0
 
 
-def _gap(lag: LagrangianResult) -> float:
-    return (lag.objective - lag.bound) / max(abs(lag.objective), 1e-300)
-
-
 @register("exact")
 def solve_exact(cp: Compiled, time_limit: float | None = None) -> SolverOutput:
     """Lagrangian answer, reduced-cost fixing, CP-SAT on the core (module docstring)."""
-    from ..solve import GAP_OPTIMAL
-
     require("ortools.sat.python.cp_model", "ilp", "method='exact'")
     t0 = time.perf_counter()
     lag = lagrangian(cp, time_limit)
-    if _gap(lag) <= GAP_OPTIMAL:
+    if rel_gap(lag.objective, lag.bound) <= GAP_OPTIMAL:
         return SolverOutput(lag.choice, lag.bound, False, "exact")
     core = reduced_options(cp, lag)
     left = None if time_limit is None else max(time_limit - (time.perf_counter() - t0), 0.01)

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..bounds import joint_infeasible
 from ..compiled import Compiled
 from ..errors import require
-from ..feasibility import cheapest_choice, find_feasible
+from ..kernels.feasibility import cheapest_choice, find_feasible
+from ..kernels.lagrange import joint_infeasible
 from .base import SolverOutput, register
 
 __all__ = ["solve_ilp", "cpsat", "CpsatOutcome"]
