@@ -25,9 +25,7 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
-import inspect
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -153,27 +151,17 @@ def constraint_list(constraints, arg: str = "constraints") -> list[ba.Constraint
     return out
 
 
-def _accepts_groups(c: ba.Constraint) -> bool:
-    try:
-        return "groups" in inspect.signature(type(c)).parameters
-    except (TypeError, ValueError):  # pragma: no cover
-        return False
-
-
 def scope(c: ba.Constraint, names: Sequence[str], sizes: np.ndarray, all_names: Sequence[str],
           bits: Sequence[int], macs: np.ndarray | None, act_bits: Sequence[float]
           ) -> ba.Constraint:
     """``c`` restricted to the groups ``names`` (a constraint the user already scoped is
-    kept). Uses the core's ``groups=`` when it has it, else an equivalent
-    ``LinearBudget`` whose costs are zero outside ``names``."""
+    kept). ``AverageBits`` / ``MemoryBudget`` / ``BOPsBudget`` are rebuilt with the core's
+    ``groups=``; any other constraint becomes the equivalent ``LinearBudget`` whose costs
+    are zero outside ``names``."""
     if getattr(c, "groups", None) is not None:
         return c
-    if _accepts_groups(c):
-        if dataclasses.is_dataclass(c):
-            return dataclasses.replace(c, groups=tuple(names))
-        clone = copy.copy(c)
-        clone.groups = tuple(names)
-        return clone
+    if type(c) in (ba.AverageBits, ba.MemoryBudget, ba.BOPsBudget):
+        return type(c)(c.limit, name=c.name, groups=tuple(names))
     index = [list(all_names).index(n) for n in names]
     sub = ba.Problem.from_sensitivities(
         np.ones(len(index)), sizes[index], bits=bits, names=list(names),
