@@ -21,7 +21,13 @@ test: $(STAMP)
 	HYPOTHESIS_PROFILE=ci $(PY) -m pytest -n 2 -q tests
 	$(PY) -m pytest -q --doctest-modules bitalloc
 
+FASHION := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
+
 demo: $(STAMP)
+	@test -f $(FASHION) || { if [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist); \
+	  else echo "Fashion-MNIST missing: run  sudo apt-get install -y dataset-fashion-mnist"; \
+	  exit 2; fi; }
 	$(VENV)/bin/bitalloc demo --out demo_out
 
 bench: $(STAMP)

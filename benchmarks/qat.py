@@ -1,30 +1,25 @@
-"""Fashion-MNIST QAT study: does QBitOpt beat fixed precision and post-training allocation?
+"""Fashion-MNIST QAT study: does QBitOpt beat uniform precision and post-training allocation?
 
-Issue 4, story 2. Two networks (a MobileNetV2-style network with inverted residual blocks
-and depthwise convolutions, and a plain VGG-style CNN), first and last layer at 8 bits,
-budgets of average 2.5, 3 and 4 weight bits over the allocated layers. Arms (all share one
-QAT recipe, :mod:`bitalloc_torch.demo.train`):
+The folded per-tensor setting (:mod:`bitalloc_torch.demo.recipe`): the committed
+MobileNetV2-style float checkpoint with its BatchNorms folded, per-tensor LSQ weights,
+first and last layer at 8 bits outside every budget, the full 10k test set, 5 seeds
+(a seed fixes the QAT batch order, calibration and FIT batches), every comparison paired
+by seed. Blocks (``--blocks``, run in this order):
 
-- ``float``: the converged float model (trained once per network, cached);
-- ``uniform b-bit``: every allocated layer at b bits; at 2.5 both the 2-bit arm (within
-  budget) and the 3-bit arm (over budget, labelled);
-- ``post-training alloc (0%)``: FIT once on the converged model (quantized at 8 bits,
-  quantizers' own per-channel ranges), solved once under the budget, then QAT with those
-  bits fixed (the paper's 0 % ablation point);
-- ``QBitOpt (f% realloc)``: starts from the same allocation, then reallocates every tau
-  steps from FIT gathered inside QAT during the first f of training (f = 100 % at every
-  budget; the ablation 25 % and 50 % at 3 bits, ``--ablation-budgets``).
+- ``w3``: weight-only (activations float), 3 average bits; uniform W3, post-training
+  allocation, QBitOpt 100 % and 50 %, and QBitOpt 100 % with kept ranges (``on_change``).
+- ``w3a4``: 8-bit-initialised activations allocated too, separate averages W3 and A4;
+  uniform W3/A4, post-training, QBitOpt 100 % and 50 %.
+- ``long``: the paper's Table-4 claim (reallocating during training beats allocating once):
+  ``--long-steps`` (1000) steps, tau ``--long-every`` (50), ranges following changes, the
+  post-training arm allocated from the float model's FIT; uniform / post-training /
+  QBitOpt 25 / 50 / 100 %.
+- ``w2.5``: weight-only 2.5 bits; uniform W2 (floor), uniform W3 (ceiling, over budget,
+  labelled), post-training, QBitOpt 100 % and 50 %.
 
-Every QAT arm: same steps, batch order (per seed), optimizers (SGD momentum 0.9 cosine for
-weights, Adam 1e-5 for quantizer parameters) and BatchNorm re-estimation before the test
-evaluation on the full 10k test set. The budget is checked at every allocation of every
-arm. Results are appended to ``benchmarks/results/qat.json`` as each run finishes
-(a rerun resumes, skipping finished runs); ``--report`` rebuilds ``qat.md`` and ``qat.png``
-from the JSON alone.
-
-Run ``python -m benchmarks.qat`` (about 40 minutes on 2 shared cores; the committed results
-add ``--nets mobilenetv2 --budgets 2.25,2.5 --ablation-budgets 2.5``, 5 more minutes) or
-``--quick`` (a smoke run, under a minute, written to a temporary folder unless ``--out``).
+Every finished run is saved to ``qat.json`` at once (a rerun skips finished runs);
+``--report`` rebuilds ``qat.md`` and ``qat.png`` from the JSON. ``--quick`` is a smoke run
+on a small subset. ``--train-float`` retrains the float checkpoint (see ``--help``).
 """
 
 from __future__ import annotations
@@ -40,9 +35,8 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
-NETS = ("mobilenetv2", "plaincnn")
-FLOAT_KEYS = ("n_train", "n_val", "n_test", "float_epochs", "patience", "float_seconds", "quick")
-ANALYSIS_BEGIN, ANALYSIS_END = "<!-- analysis -->", "<!-- /analysis -->"
+CKPT = RESULTS / "qat_float_mobilenetv2.pt"
+BLOCKS = ("w3", "w3a4", "long", "w2.5")
 
 
 def _setup_torch() -> None:
@@ -52,13 +46,9 @@ def _setup_torch() -> None:
     torch.set_num_threads(1)
 
 
-def make_net(name: str):
-    from bitalloc_torch.demo.models import PlainCNN, TinyMobileNetV2
-
-    return {"mobilenetv2": TinyMobileNetV2, "plaincnn": PlainCNN}[name]()
-
-
-def load_data(n_train: int, n_val: int, n_test: int | None):
+def load_data(n_train: int = 20000, n_val: int = 5000, n_test: int | None = None):
+    """The fixed 20k training subset the checkpoint was trained on (seed-0 permutation of
+    the 60k training images), 5k validation images after it, and the test set."""
     import torch
 
     from bitalloc_torch.demo.data import fashion_mnist
@@ -72,31 +62,40 @@ def load_data(n_train: int, n_val: int, n_test: int | None):
     return Data(xtr[tr].contiguous(), ytr[tr], xtr[va].contiguous(), ytr[va], xte, yte)
 
 
-def arms_for(budgets: list[float], ablation_budget: float | list[float] | None) -> list[Any]:
-    """The runs: one uniform arm per bitwidth (its budget is its own bits; the report
-    shows it under every budget it serves, labelled over budget where it breaks one),
-    then post-training allocation and QBitOpt per budget (plus the ablation)."""
-    import math
+def blocks(cfg: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Block name -> budget, activation bits, schedule and arms (as dicts)."""
+    from bitalloc_torch.demo.recipe import Arm
 
-    from bitalloc_torch.demo.train import Arm
-
-    ubits = sorted({u for b in budgets for u in
-                    ([math.floor(b)] if math.floor(b) == b else [math.floor(b),
-                                                                 math.floor(b) + 1])})
-    arms = [Arm("uniform", budget=float(u), bits=u) for u in ubits]
-    for b in budgets:
-        arms.append(Arm("pta", budget=b))
-        arms.append(Arm("qbitopt", budget=b, fraction=1.0))
-        ablate = (ablation_budget if isinstance(ablation_budget, list | tuple)
-                  else [ablation_budget])
-        if b in ablate:
-            arms += [Arm("qbitopt", budget=b, fraction=f) for f in (0.25, 0.5)]
-    return arms
+    s, e = cfg["steps"], cfg["every"]
+    qb = [Arm("qbitopt", 1.0), Arm("qbitopt", 0.5)]
+    return {
+        "w3": dict(budget=(3.0, None), act_bits=None, steps=s, every=e, batch=cfg["batch"],
+                   arms=[Arm("uniform"), Arm("pta"), *qb, Arm("qbitopt", 1.0, "keep")]),
+        "w3a4": dict(budget=(3.0, 4.0), act_bits=8, steps=s, every=e, batch=cfg["batch"],
+                     arms=[Arm("uniform"), Arm("pta"), *qb]),
+        "long": dict(budget=(3.0, None), act_bits=None, steps=cfg["long_steps"],
+                     every=cfg["long_every"], batch=cfg["long_batch"],
+                     arms=[Arm("uniform"), Arm("pta"), Arm("qbitopt", 0.25), *qb[1:], qb[0]]),
+        "w2.5": dict(budget=(2.5, None), act_bits=None, steps=s, every=e, batch=cfg["batch"],
+                     arms=[Arm("uniform"), Arm("uniform", over=True), Arm("pta"), *qb]),
+    }
 
 
-def run_key(net: str, seed: int, arm: dict[str, Any]) -> str:
-    extra = f"@{arm['fraction']}" if arm["kind"] == "qbitopt" else ""
-    return f"{net}|{seed}|{arm['kind']}|{arm['budget']}|{arm['bits']}{extra}"
+def tier(block: str, arm: dict[str, Any]) -> int:
+    """Run order: 0 the target comparisons, 1 post-training / kept range, 2 the 50 % arms,
+    3 the long run, 4 the 2.5-bit block."""
+    if block == "long":
+        return 3
+    if block == "w2.5":
+        return 4
+    if arm["kind"] == "uniform" or (arm["fraction"] == 1.0 and arm["on_change"] != "keep"
+                                    and arm["kind"] == "qbitopt"):
+        return 0
+    return 2 if arm["kind"] == "qbitopt" and arm["fraction"] < 1 else 1
+
+
+def run_key(block: str, seed: int, arm: dict[str, Any]) -> str:
+    return f"{block}|{seed}|{arm['kind']}|{arm['fraction']}|{arm['on_change']}|{arm['over']}"
 
 
 # -- workers -----------------------------------------------------------------------------
@@ -105,71 +104,78 @@ _W: dict[str, Any] = {}
 
 def _worker_init(cfg: dict[str, Any]) -> None:
     _setup_torch()
+    from bitalloc_torch.demo.models import TinyMobileNetV2
+    from bitalloc_torch.demo.recipe import load_folded
+
     _W["cfg"] = cfg
     _W["data"] = load_data(cfg["n_train"], cfg["n_val"], cfg["n_test"])
-    _W["models"] = {}
-
-
-def _float_model(net: str):
-    import torch
-
-    if net not in _W["models"]:
-        m = make_net(net)
-        m.load_state_dict(torch.load(_W["cfg"]["ckpt"][net], weights_only=True))
-        _W["models"][net] = m
-    return _W["models"][net]
+    _W["model"] = load_folded(TinyMobileNetV2(), cfg["ckpt"])
+    _W["pta"] = {}
 
 
 def _run_task(task: tuple[str, int, dict[str, Any]]) -> dict[str, Any]:
-    from bitalloc_torch.demo.train import Arm, run_qat
+    from bitalloc_torch.demo.recipe import Arm, Budget, fit_allocation, run_qat
 
-    net, seed, arm_d = task
+    block, seed, arm_d = task
     cfg = _W["cfg"]
-    arm = Arm(**{k: v for k, v in arm_d.items() if k != "label"})
-    res = run_qat(_float_model(net), _W["data"], arm, steps=cfg["steps"][net],
-                  every=cfg["every"][net], candidates=cfg["candidates"],
-                  act_bits=cfg["act_bits"], batch=cfg["batch"], lr=cfg["lr"], seed=seed,
-                  per_channel=cfg.get("per_channel", True))
-    res["net"] = net
-    res["key"] = run_key(net, seed, arm_d)
+    b = blocks(cfg)[block]
+    budget = Budget(*b["budget"])
+    arm = Arm(**arm_d)
+    pta = None
+    if arm.kind != "uniform":
+        key = (budget, b["act_bits"], seed)
+        if key not in _W["pta"]:
+            _W["pta"][key] = fit_allocation(_W["model"], _W["data"], budget, seed=seed,
+                                            act_bits=b["act_bits"])
+        pta = _W["pta"][key][0]
+    res = run_qat(_W["model"], _W["data"], arm, budget, steps=b["steps"], every=b["every"],
+                  seed=seed, batch=b["batch"], lr=cfg["lr"], qlr=cfg["qlr"],
+                  act_bits=b["act_bits"], pta=pta)
+    res["block"], res["key"] = block, run_key(block, seed, arm_d)
     return res
 
 
-def _train_float_task(args: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+# -- range measurement (the on_change default) --------------------------------------------
+def range_mse(ckpt: str, candidates=(2, 3, 4, 5, 6, 7, 8)) -> dict[str, Any]:
+    """Weight MSE after a bit change with the kept range over a fresh MSE range search,
+    for every allocated layer of the folded model and every change between candidates."""
+    import numpy as np
     import torch
 
-    from bitalloc_torch.demo.train import train_float
+    import bitalloc_torch as bt
+    from bitalloc_torch.demo.models import TinyMobileNetV2
+    from bitalloc_torch.demo.recipe import load_folded
 
-    net, cfg, prev = args
-    _setup_torch()
-    data = load_data(cfg["n_train"], cfg["n_val"], cfg["n_test"])
-    m = make_net(net)
-    lines: list[str] = []
-    lr = 0.05
-    if prev is not None:  # a time-capped run: continue from its checkpoint, lower lr
-        m.load_state_dict(torch.load(cfg["ckpt"][net], weights_only=True))
-        lr = 0.02
-        lines.append(f"  continuing from the checkpoint after {prev['epochs']} epochs "
-                     f"(stopped: {prev['stopped']}), lr {lr}")
-    info = train_float(m, data, lr=lr, max_epochs=cfg["float_epochs"], patience=cfg["patience"],
-                       max_seconds=cfg["float_seconds"], seed=len(prev["history"]) if prev
-                       else 0, log=lines.append)
-    torch.save(m.state_dict(), cfg["ckpt"][net])
-    if prev is not None:
-        info["history"] = prev["history"] + info["history"]
-        info["epochs"] += prev["epochs"]
-        info["seconds"] += prev["seconds"]
-        info["stopped"] = f"{prev['stopped']}, then {info['stopped']} after resuming"
-    info["net"] = net
-    info["log"] = lines
-    return info
+    model = load_folded(TinyMobileNetV2(), ckpt)
+    layers = list(bt.quantized_layers(bt.quantize_model(model, act_bits=None,
+                                                         per_channel=False)).items())[1:-1]
+    ratios: dict[str, list[float]] = {}
+    torch.set_grad_enabled(False)
+    for _, layer in layers:
+        w = layer.weight.detach()
+        for old in candidates:
+            for new in candidates:
+                if abs(new - old) != 1:
+                    continue
+                q = bt.LSQQuantizer(old, mode="signed")
+                q.initialize_from(w)
+                q.bits = new  # keep the old range
+                kept = float((q(w) - w).pow(2).mean())
+                q.recalibrate(w)
+                fresh = float((q(w) - w).pow(2).mean())
+                ratios.setdefault(f"{old}->{new}", []).append(kept / max(fresh, 1e-30))
+    torch.set_grad_enabled(True)
+    allr = [r for v in ratios.values() for r in v]
+    return {"median": float(np.median(allr)), "max": float(np.max(allr)),
+            "by_change": {k: [float(np.median(v)), float(np.max(v))]
+                          for k, v in ratios.items()}, "layers": len(layers)}
 
 
 # -- main --------------------------------------------------------------------------------
 def _load_json(path: Path) -> dict[str, Any]:
     if path.exists():
         return json.loads(path.read_text())
-    return {"config": None, "float": {}, "runs": []}
+    return {"config": None, "runs": []}
 
 
 def _save_json(path: Path, state: dict[str, Any]) -> None:
@@ -178,40 +184,51 @@ def _save_json(path: Path, state: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+def train_float_checkpoint(path: Path) -> dict[str, Any]:
+    """Retrain the float checkpoint: TinyMobileNetV2 on the 20k subset, SGD nesterov lr
+    0.05 halved on each validation plateau, patience 2, at most 20 epochs, best epoch
+    kept. (The committed file was trained this way with a 540 s cap, then resumed at lr
+    0.02 until the plateau: 14 epochs, 89.90 % test before folding.)"""
+    import torch
+
+    from bitalloc_torch.demo.models import TinyMobileNetV2
+    from bitalloc_torch.demo.train import train_float
+
+    _setup_torch()
+    m = TinyMobileNetV2()
+    info = train_float(m, load_data(), lr=0.05, max_epochs=20, patience=2, seed=0,
+                       log=print)
+    torch.save(m.state_dict(), path)
+    return info
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="smoke configuration (< 60 s)")
-    ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--nets", default=",".join(NETS))
-    ap.add_argument("--budgets", default="2.5,3,4")
-    ap.add_argument("--steps", type=int, default=None, help="QAT steps (all nets)")
-    ap.add_argument("--every", type=int, default=None, help="tau (default steps/10)")
-    ap.add_argument("--act-bits", type=int, default=0,
-                    help="activation bits; 0 = weight-only QAT (default, see the results)")
-    ap.add_argument("--ablation-nets", default="mobilenetv2",
-                    help="networks that also get the 25/50%% reallocation ablation")
-    ap.add_argument("--ablation-budgets", default="3",
-                    help="budgets at which the ablation runs (default 3)")
+    ap.add_argument("--quick", action="store_true", help="smoke configuration (tiny)")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--blocks", default=",".join(BLOCKS))
+    ap.add_argument("--steps", type=int, default=200, help="QAT steps of w3/w3a4/w2.5")
+    ap.add_argument("--every", type=int, default=20, help="tau of w3/w3a4/w2.5")
+    ap.add_argument("--long-steps", type=int, default=1000)
+    ap.add_argument("--long-every", type=int, default=50)
+    ap.add_argument("--qlr", type=float, default=1e-5, help="quantizer learning rate (Adam)")
     ap.add_argument("--jobs", type=int, default=2, help="parallel processes (1 thread each)")
     ap.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
-    ap.add_argument("--per-tensor", action="store_true",
-                    help="one weight step per tensor (the paper's setting); results go to "
-                         "qat.pertensor.{json,md,png}")
     ap.add_argument("--report", action="store_true", help="only rebuild qat.md/png from JSON")
+    ap.add_argument("--train-float", action="store_true",
+                    help="retrain the float checkpoint into --out and exit")
     args = ap.parse_args(argv)
     _setup_torch()
-
     out = Path(args.out) if args.out else (Path(tempfile.mkdtemp(prefix="qat_quick_"))
                                            if args.quick else RESULTS)
     out.mkdir(parents=True, exist_ok=True)
-    stem = "qat.pertensor" if args.per_tensor else "qat"
-    jpath = out / f"{stem}.json"
-    if args.report:
-        state = _load_json(jpath)
-        write_report(state, out, stem)
-        print(f"wrote {out / (stem + '.md')}")
-        return 0
+    jpath = out / "qat.json"
+    from benchmarks.qat_report import write_report
 
+    if args.report:
+        write_report(_load_json(jpath), out)
+        print(f"wrote {out / 'qat.md'}")
+        return 0
     from bitalloc_torch.demo.data import DataUnavailable
 
     try:
@@ -219,429 +236,57 @@ def main(argv: list[str] | None = None) -> int:
     except DataUnavailable as e:
         print(f"SKIP: {e}")
         return 0
-
-    nets = [n for n in args.nets.split(",") if n]
-    budgets = [float(b) for b in args.budgets.split(",") if b]
+    if args.train_float:
+        info = train_float_checkpoint(out / CKPT.name)
+        print(f"float: {info['test_acc']:.2f}% test after {info['epochs']} epochs")
+        return 0
+    cfg = dict(n_train=20000, n_val=5000, n_test=None, steps=args.steps, every=args.every,
+               batch=128, long_steps=args.long_steps, long_every=args.long_every,
+               long_batch=64, lr=0.01, qlr=args.qlr, ckpt=str(CKPT), quick=args.quick)
+    seeds = list(range(args.seeds))
     if args.quick:
-        cfg = dict(n_train=1000, n_val=500, n_test=500, float_epochs=1, patience=1,
-                   float_seconds=20, batch=64, lr=0.01,
-                   steps={n: args.steps or 8 for n in NETS})
-        seeds = list(range(min(args.seeds, 1)))
-        budgets = budgets if args.budgets != "2.5,3,4" else [3.0]
-        ablation = None
-    else:
-        default_steps = {"mobilenetv2": 200, "plaincnn": 150}
-        cfg = dict(n_train=20000, n_val=5000, n_test=None, float_epochs=20, patience=2,
-                   float_seconds=540, batch=128, lr=0.01,
-                   steps={n: args.steps or default_steps[n] for n in NETS})
-        seeds = list(range(args.seeds))
-        ablation = [float(b) for b in args.ablation_budgets.split(",") if b]
-    cfg["every"] = {n: args.every or max(1, cfg["steps"][n] // 10) for n in NETS}
-    cfg["candidates"] = [2, 3, 4, 5, 6, 7, 8]
-    cfg["act_bits"] = args.act_bits or None
-    cfg["quick"] = args.quick
-    if args.per_tensor:
-        cfg["per_channel"] = False
-    cfg["ckpt"] = {n: str(out / f"qat_float_{n}{'_quick' if args.quick else ''}.pt")
-                   for n in NETS}
+        cfg.update(n_train=512, n_val=64, n_test=256, steps=args.steps if args.steps != 200
+                   else 4, every=2, batch=32, long_steps=6, long_every=2, long_batch=32)
+        seeds = seeds[:1]
+    names = [b for b in args.blocks.split(",") if b]
+    unknown = [b for b in names if b not in BLOCKS]
+    if unknown:
+        print(f"--blocks: unknown {unknown}; expected {list(BLOCKS)}", file=sys.stderr)
+        return 2
     state = _load_json(jpath)
-    public_cfg = {k: v for k, v in cfg.items() if k != "ckpt"}
-    if state["config"] is not None and state["config"] != public_cfg:
-        old = state["config"]
-        same_float = all(old.get(k) == public_cfg.get(k) for k in FLOAT_KEYS)
-        print("note: the QAT configuration differs from the one in the JSON; dropping its "
-              f"runs{' (keeping the float models)' if same_float else ''}")
-        state = {"config": None, "float": state["float"] if same_float else {}, "runs": []}
-    state["config"] = public_cfg
-    main_json = out / "qat.json"  # the per-tensor study reuses the float models
-    if jpath != main_json and main_json.exists():
-        for n, f in _load_json(main_json)["float"].items():
-            if n in nets and n not in state["float"] and Path(cfg["ckpt"][n]).exists():
-                state["float"][n] = f
-    t_all = time.perf_counter()
-    ctx = mp.get_context("spawn")
-
-    # 1. float models (cached checkpoints)
-    def resumable(n):  # stopped by the time cap (not by a plateau): train on
-        f = state["float"].get(n)
-        return f if (f and Path(cfg["ckpt"][n]).exists()
-                     and f["stopped"].split(",")[-1].strip().startswith("time")) else None
-
-    todo = [n for n in nets if not (Path(cfg["ckpt"][n]).exists() and n in state["float"])
-            or resumable(n)]
-    if todo:
-        print(f"training float models: {todo}", flush=True)
-        with ctx.Pool(min(args.jobs, len(todo))) as pool:
-            for info in pool.imap_unordered(_train_float_task,
-                                            [(n, cfg, resumable(n)) for n in todo]):
-                print("\n".join(info.pop("log")), flush=True)
-                print(f"float {info['net']}: test {info['test_acc']:.2f}% after "
-                      f"{info['epochs']} epochs ({info['stopped']}, {info['seconds']:.0f} s)",
-                      flush=True)
-                state["float"][info["net"]] = info
-                _save_json(jpath, state)
-
-    # 2. QAT runs, seed-major so a cut-short run still has whole seeds
-    arms = {n: [a.to_dict() for a in arms_for(
-        budgets, ablation if n in args.ablation_nets.split(",") else None)] for n in nets}
+    public = {k: v for k, v in cfg.items() if k != "ckpt"}
+    if state["config"] is not None and state["config"] != public:
+        print("note: the configuration differs from the one in the JSON; starting afresh")
+        state = {"config": None, "runs": []}
+    state["config"] = public
+    if "range_mse" not in state:
+        state["range_mse"] = range_mse(cfg["ckpt"])
+        _save_json(jpath, state)
+    spec = blocks(cfg)
     done = {r["key"] for r in state["runs"]}
-    tasks = []
-    for seed in seeds:
-        for net in nets:
-            if seed == seeds[0]:  # deterministic: the cached checkpoint, evaluated once
-                tasks.append((net, seed, {"kind": "float", "budget": None, "bits": None,
-                                          "fraction": 1.0, "over_budget": False,
-                                          "label": "float"}))
-            tasks += [(net, seed, a) for a in arms[net]]
+    # the comparisons that decide the targets first (QBitOpt 100 % and uniform of w3 and
+    # w3a4, seed by seed), then post-training and kept-range arms, then 50 %, then the
+    # long run, then 2.5 bits: a run cut by the time limit has whole seeds of the targets
+    tasks = [(b, s, a.to_dict()) for b in names for s in seeds for a in spec[b]["arms"]]
+    tasks.sort(key=lambda t: (tier(t[0], t[2]), t[1], BLOCKS.index(t[0])))
     tasks = [t for t in tasks if run_key(*t) not in done]
     print(f"{len(tasks)} runs to do ({len(done)} already in {jpath})", flush=True)
+    t_all = time.perf_counter()
     if tasks:
+        ctx = mp.get_context("spawn")
         with ctx.Pool(args.jobs, initializer=_worker_init, initargs=(cfg,)) as pool:
             for i, res in enumerate(pool.imap_unordered(_run_task, tasks), 1):
                 state["runs"].append(res)
                 _save_json(jpath, state)
-                ok = res["budget_ok"]
-                print(f"[{i}/{len(tasks)} {time.perf_counter() - t_all:6.0f}s] {res['net']:12s}"
-                      f" seed {res['seed']} {res['arm']['label']:30s} budget "
-                      f"{res['arm']['budget']}: acc {res['acc']:.2f}%  avg bits "
-                      f"{res['avg_bits']:.3f}  budget ok {ok}  ({res['seconds']:.0f} s)",
+                print(f"[{i}/{len(tasks)} {time.perf_counter() - t_all:6.0f}s] {res['block']:5s}"
+                      f" seed {res['seed']} {res['label']:28s} acc {res['acc']:.2f}%  use "
+                      f"{res['use']}  ok {res['budget_ok']}  ({res['seconds']:.0f} s)",
                       flush=True)
-    write_report(state, out, stem)
-    print(f"wrote {out / (stem + '.md')} and {out / (stem + '.png')} "
-          f"({time.perf_counter() - t_all:.0f} s)")
-    print(table_text(state))
+                if i % 4 == 0:
+                    write_report(state, out)
+    write_report(state, out)
+    print(f"wrote {out / 'qat.md'} ({time.perf_counter() - t_all:.0f} s)")
     return 0
-
-
-# -- report ------------------------------------------------------------------------------
-def _group(state: dict[str, Any]):
-    """{(net, budget): {label: [runs]}}: each uniform run is listed under every budget it
-    serves: ``uniform b-bit`` where b = floor(budget), and ``(over budget)`` where
-    b = floor(budget) + 1 for a fractional budget."""
-    import math
-    from collections import defaultdict
-
-    out: dict[tuple[str, float | None], dict[str, list]] = defaultdict(lambda: defaultdict(list))
-    by_net: dict[str, set] = defaultdict(set)
-    for r in state["runs"]:
-        if r["arm"]["kind"] in ("pta", "qbitopt"):
-            by_net[r["net"]].add(r["arm"]["budget"])
-    for r in state["runs"]:
-        a = r["arm"]
-        budgets = sorted(by_net[r["net"]])
-        if a["kind"] == "float":
-            out[(r["net"], None)]["float"].append(r)
-        elif a["kind"] == "uniform":
-            served = False
-            for b in budgets:
-                if a["bits"] == math.floor(b):
-                    out[(r["net"], b)][f"uniform {a['bits']}-bit"].append(r)
-                    served = True
-                elif b != math.floor(b) and a["bits"] == math.floor(b) + 1:
-                    out[(r["net"], b)][f"uniform {a['bits']}-bit (over budget)"].append(r)
-                    served = True
-            if not served:
-                out[(r["net"], a["budget"])][f"uniform {a['bits']}-bit"].append(r)
-        else:
-            out[(r["net"], a["budget"])][a["label"]].append(r)
-    return out
-
-
-def _order(label: str) -> tuple:
-    if label.startswith("uniform"):
-        return (0, label)
-    if label.startswith("post"):
-        return (1, label)
-    pct = int(label.split("(")[1].split("%")[0])
-    return (2 if pct < 100 else 3, pct)
-
-
-def _stats(runs: list[dict[str, Any]]):
-    from bitalloc_torch.demo.train import summarize
-
-    acc = summarize([r["acc"] for r in runs])
-    return {"n": len(runs), "acc": acc[0], "std": acc[1],
-            "bits": max(r["avg_bits"] for r in runs),
-            "bits_all": max(r["avg_bits_all"] for r in runs),
-            "bops": sum(r["bops"] for r in runs) / len(runs),
-            "ok": [r["budget_ok"] for r in runs],
-            "sec": sum(r["seconds"] for r in runs) / len(runs),
-            "seeds": sorted(r["seed"] for r in runs),
-            "by_seed": {r["seed"]: r["acc"] for r in runs}}
-
-
-def _paired(a: dict[str, Any], b: dict[str, Any]) -> tuple[float, float, int] | None:
-    """Mean and std over common seeds of acc(a) - acc(b)."""
-    from bitalloc_torch.demo.train import summarize
-
-    common = sorted(set(a["by_seed"]) & set(b["by_seed"]))
-    if not common:
-        return None
-    m, s = summarize([a["by_seed"][k] - b["by_seed"][k] for k in common])
-    return m, s, len(common)
-
-
-def table_text(state: dict[str, Any]) -> str:
-    g = _group(state)
-    lines = ["| network | budget | arm | top-1 % (mean ± std, n) | avg bits (alloc / all) "
-             "| GBOPs | budget ok | s/run |", "|---|---|---|---|---|---|---|---|"]
-    nets = sorted({k[0] for k in g}, key=lambda n: NETS.index(n) if n in NETS else 9)
-    for net in nets:
-        keys = sorted([k for k in g if k[0] == net], key=lambda k: -1 if k[1] is None else k[1])
-        for key in keys:
-            for label in sorted(g[key], key=lambda s: (-1, s) if s == "float" else _order(s)):
-                s = _stats(g[key][label])
-                if label == "float":
-                    okcol, bits = "-", "32 / 32"
-                else:
-                    okv = s["ok"]
-                    okcol = ("yes" if all(okv) else f"NO ({okv.count(False)})")
-                    if "over budget" in label:
-                        okcol = "over (labelled)"
-                    bits = f"{s['bits']:.3f} / {s['bits_all']:.3f}"
-                budget = "-" if key[1] is None else f"{key[1]:g}"
-                lines.append(f"| {net} | {budget} | {label} | {s['acc']:.2f} ± {s['std']:.2f} "
-                             f"({s['n']}) | {bits} | {s['bops'] / 1e9:.3f} | {okcol} | "
-                             f"{s['sec']:.0f} |")
-    return "\n".join(lines)
-
-
-def comparisons(state: dict[str, Any]) -> list[str]:
-    """Paired (same seed) differences behind the targets, one line each."""
-    g = _group(state)
-    lines = []
-    for (net, budget), arms in sorted(g.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
-        if budget is None:
-            continue
-        st = {label: _stats(runs) for label, runs in arms.items()}
-        qb = st.get("QBitOpt (100% realloc)")
-        if qb is None:
-            continue
-        for label, s in sorted(st.items(), key=lambda kv: _order(kv[0])):
-            if label == "QBitOpt (100% realloc)":
-                continue
-            p = _paired(qb, s)
-            if p is None:
-                continue
-            if p[2] < 2:
-                verdict = "one seed: no noise estimate"
-            elif p[0] - p[1] > 0:
-                verdict = "above zero by more than one std"
-            elif p[0] + p[1] < 0:
-                verdict = "below zero by more than one std"
-            else:
-                verdict = "within one std of zero"
-            lines.append(f"- {net} @ {budget:g} bits: QBitOpt − {label} = {p[0]:+.2f} ± "
-                         f"{p[1]:.2f} points (paired over {p[2]} seeds; {verdict} by one std)")
-    return lines
-
-
-def targets(state: dict[str, Any]) -> list[str]:
-    g = _group(state)
-    out = []
-    net = "mobilenetv2"
-    if (net, 3.0) not in g:
-        return out
-
-    def acc(budget, label):
-        runs = g.get((net, budget), {}).get(label)
-        return None if not runs else _stats(runs)
-
-    qb3, u3 = acc(3.0, "QBitOpt (100% realloc)"), acc(3.0, "uniform 3-bit")
-    if qb3 and u3:
-        d = qb3["acc"] - u3["acc"]
-        out.append(f"- MobileNetV2-style, 3 bits, QBitOpt ≥ uniform + 1 point: "
-                   f"{'MET' if d >= 1 else 'NOT MET'} ({d:+.2f})")
-    qb25, u2 = acc(2.5, "QBitOpt (100% realloc)"), acc(2.5, "uniform 2-bit")
-    if qb25 and u2:
-        d = qb25["acc"] - u2["acc"]
-        out.append(f"- MobileNetV2-style, 2.5 bits, QBitOpt above the within-budget uniform "
-                   f"2-bit arm: {'MET' if d > 0 else 'NOT MET'} ({d:+.2f})")
-    worse = []
-    for b in sorted({k[1] for k in g if k[0] == net and k[1] is not None}):
-        q, p = acc(b, "QBitOpt (100% realloc)"), acc(b, "post-training alloc (0%)")
-        if q and p:
-            worse.append((b, q["acc"] - p["acc"]))
-    if worse:
-        ok = all(d >= 0 for _, d in worse)
-        out.append("- MobileNetV2-style, QBitOpt ≥ post-training allocation at every budget: "
-                   f"{'MET' if ok else 'NOT MET'} ("
-                   + ", ".join(f"{b:g}: {d:+.2f}" for b, d in worse) + ")")
-    return out
-
-
-def _fmt(d: Any) -> str:
-    if isinstance(d, dict):
-        return ", ".join(f"{k} {v}" for k, v in d.items())
-    return str(d)
-
-
-def layer_table(state: dict[str, Any], net: str, seed: int = 0) -> list[str]:
-    """Per-layer bits of the post-training allocation and QBitOpt's final bits."""
-    runs = [r for r in state["runs"] if r["net"] == net and r["seed"] == seed
-            and r["arm"]["kind"] == "qbitopt" and r["arm"]["fraction"] == 1.0 and "bits" in r]
-    if not runs:
-        return ["(no QBitOpt run yet)"]
-    runs.sort(key=lambda r: r["arm"]["budget"])
-    try:
-        from bitalloc_torch import quantize_model, quantized_layers
-
-        m = quantize_model(make_net(net))
-        mods = quantized_layers(m)
-        sizes = {n: x.weight.numel() for n, x in mods.items()}
-        kinds = {n: ("depthwise" if getattr(x, "groups", 1) > 1 else
-                     "1x1" if getattr(x, "kernel_size", (0,))[0] == 1 else
-                     "linear" if not hasattr(x, "groups") else "3x3") for n, x in mods.items()}
-    except Exception:  # pragma: no cover - report still renders
-        sizes, kinds = {}, {}
-    head = "| layer | kind | weights | " + " | ".join(
-        f"{r['arm']['budget']:g}: FIT -> QBitOpt" for r in runs) + " |"
-    lines = [head, "|---" * (3 + len(runs)) + "|"]
-    for name in runs[0]["bits"]:
-        cells = []
-        for r in runs:
-            start = r.get("pta_bits", {}).get(name, r["bits"][name])
-            end = r["bits"][name]
-            cells.append(f"{start}" if start == end else f"{start} -> **{end}**")
-        lines.append(f"| {name} | {kinds.get(name, '?')} | {sizes.get(name, '?')} | "
-                     + " | ".join(cells) + " |")
-    churn = []
-    for r in runs:
-        h = r.get("history", [])
-        n = sum(a[1][k] != b[1][k] for a, b in zip(h, h[1:]) for k in a[1])
-        churn.append(f"{r['arm']['budget']:g} bits: {len(r.get('reallocations', []))} "
-                     f"reallocations changed {n} layer bitwidths in total")
-    return lines + ["", "Churn: " + "; ".join(churn) + "."]
-
-
-def write_report(state: dict[str, Any], out: Path, stem: str = "qat") -> None:
-    md = out / f"{stem}.md"
-    old_analysis = ""
-    if md.exists():
-        text = md.read_text()
-        if ANALYSIS_BEGIN in text and ANALYSIS_END in text:
-            old_analysis = text[text.index(ANALYSIS_BEGIN):text.index(ANALYSIS_END)
-                                + len(ANALYSIS_END)]
-    cfg = state.get("config") or {}
-    floats = state.get("float", {})
-    runs = state["runs"]
-    total = sum(r["seconds"] for r in runs) + sum(f["seconds"] for f in floats.values())
-    act = cfg.get("act_bits")
-    pt = " --per-tensor" if cfg.get("per_channel", True) is False else ""
-    ablated = sorted({r["arm"]["budget"] for r in runs
-                      if r["arm"]["kind"] == "qbitopt" and r["arm"]["fraction"] < 1})
-    parts = [
-        "# Fashion-MNIST QAT study: QBitOpt vs fixed precision and post-training allocation",
-        "",
-        f"Generated by `python -m benchmarks.qat{pt}` (rebuild from `{stem}.json`: "
-        f"`python -m benchmarks.qat{pt} --report`). "
-        + ("**Quick smoke configuration - not a result.** " if cfg.get("quick") else ""),
-        "",
-        "## Setup",
-        "",
-        f"- Data: Fashion-MNIST (Debian `dataset-fashion-mnist`), a fixed training subset of "
-        f"{cfg.get('n_train')} images, {cfg.get('n_val')} more for float early stopping, "
-        f"test on {cfg.get('n_test') or 'the full 10000-image'} test set.",
-        "- Float models trained once per network to convergence (SGD nesterov, lr 0.05 halved "
-        "on each validation plateau, early stop, best epoch kept): "
-        + "; ".join(f"{n}: {f['test_acc']:.2f}% test after {f['epochs']} epochs "
-                    f"({f['stopped']}, {f['seconds']:.0f} s)" for n, f in floats.items()) + ".",
-        f"- QAT: {_fmt(cfg.get('steps'))} steps at batch {cfg.get('batch')} from the float "
-        f"checkpoint; weights SGD momentum 0.9 lr {cfg.get('lr')} cosine, quantizer params "
-        f"Adam 1e-5; {'per-channel' if cfg.get('per_channel', True) else '**per-tensor**'} "
-        "LSQ weights with MSE calibration for the starting bits; "
-        "BatchNorm re-estimated before the test evaluation; first and last layer at 8 bits, "
-        "outside the budget. "
-        + (f"Activations at {act} bits." if act else
-           "Weight-only: activations stay float (8-bit activation fake quantization costs "
-           "3x the step time on this CPU; all arms share this, the budgets are on weights)."),
-        f"- Candidates {cfg.get('candidates')}; budget = size-weighted average weight bits "
-        "over the allocated layers (the `avg bits (all)` column includes the 8-bit first/last "
-        "layers); checked at every allocation of every run.",
-        f"- QBitOpt: tau = {_fmt(cfg.get('every'))} steps (steps/10: the paper's tau = 250 "
-        "belongs to runs of ~10^5 steps; here it gives 9 reallocations, each from a FIT mean "
-        "over tau mini-batches), greedy solver, FIT from the QAT gradients. It starts from the "
-        "post-training allocation, so the ablation's 0 % point is exactly that arm; "
-        "reallocation happens strictly before f x steps.",
-        "- Reallocation ablation (25 / 50 % of training) on the MobileNetV2-style network at "
-        + (", ".join(f"{b:g}" for b in ablated) + " bits." if ablated else "no budget (not run)."),
-        ("- Reproduce: `python -m benchmarks.qat --per-tensor --nets mobilenetv2 --budgets 2.5,3 "
-         "--ablation-budgets ''` (reuses the float checkpoints of the main study)." if pt else
-         "- Reproduce: `python -m benchmarks.qat` (2.5/3/4 bits, both networks, ablation at 3) "
-         "then `python -m benchmarks.qat --nets mobilenetv2 --budgets 2.25,2.5 "
-         "--ablation-budgets 2.5` (adds 2.25 bits and the ablation at 2.5; finished runs are "
-         "skipped)."),
-        f"- Seeds vary the QAT batch order, calibration and FIT batches (the float model is "
-        f"shared). Total compute {total / 60:.0f} process-minutes (single-threaded processes, "
-        "2 at a time, on 2 cores shared with other jobs: the s/run column is inflated by that "
-        "contention and is comparable only within this table).",
-        "",
-        "## Results",
-        "",
-        table_text(state),
-        "",
-        f"![accuracy vs average bits]({stem}.png)",
-        "",
-        "## Targets (MobileNetV2-style network)",
-        "",
-        *(targets(state) or ["- (not enough runs)"]),
-        "",
-        "## Paired differences (same seed: same batches, calibration and FIT batches)",
-        "",
-        *(comparisons(state) or ["- (not enough runs)"]),
-        "",
-        "## Allocations (MobileNetV2-style, seed 0: post-training FIT -> QBitOpt final)",
-        "",
-        *layer_table(state, "mobilenetv2"),
-        "",
-        "## Analysis",
-        "",
-        old_analysis or f"{ANALYSIS_BEGIN}\n(to be written from the runs)\n{ANALYSIS_END}",
-        "",
-    ]
-    md.write_text("\n".join(parts))
-    plot(state, out / f"{stem}.png")
-
-
-def plot(state: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    g = _group(state)
-    nets = sorted({k[0] for k in g}, key=lambda n: NETS.index(n) if n in NETS else 9)
-    if not nets:
-        return
-    fig, axes = plt.subplots(1, len(nets), figsize=(6.5 * len(nets), 4.5), squeeze=False)
-    style = {"uniform": ("s", "tab:gray"), "post": ("^", "tab:orange"),
-             "QBitOpt (100": ("o", "tab:blue"), "QBitOpt (50": ("D", "tab:purple"),
-             "QBitOpt": ("D", "tab:green")}
-    for ax, net in zip(axes[0], nets):
-        seen = set()
-        for key in [k for k in g if k[0] == net]:
-            for label, runs in g[key].items():
-                s = _stats(runs)
-                if label == "float":
-                    ax.axhline(s["acc"], color="k", ls="--", lw=1, label="float")
-                    continue
-                kind = next(k for k in style if label.startswith(k))
-                marker, color = style[kind]
-                if "over budget" in label:
-                    color = "tab:red"
-                name = label if kind != "uniform" else "uniform"
-                name = "uniform (over budget)" if "over budget" in label else name
-                ax.errorbar(s["bits"], s["acc"], yerr=s["std"], fmt=marker, color=color,
-                            capsize=3, label=None if name in seen else name, alpha=0.85)
-                seen.add(name)
-        ax.set_title(f"{net} (Fashion-MNIST)")
-        ax.set_xlabel("average weight bits (allocated layers)")
-        ax.set_ylabel("top-1 test accuracy % (mean ± std over seeds)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

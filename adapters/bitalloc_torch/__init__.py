@@ -4,16 +4,18 @@ Install with ``pip install 'bitalloc[torch]'``. The contract is DESIGN.md sectio
 
     import bitalloc as ba, bitalloc_torch as bt
 
+    model = bt.fold_batchnorm(model)                                # in place
     model = bt.quantize_model(model, bits=8, act_bits=8, skip=())   # in place
     qb = bt.QBitOpt(model, constraints=[ba.AverageBits(3.0)], bits=(2, 3, 4, 5, 6, 7, 8),
-                    every=250, method="greedy")
+                    every=250, method="auto")
     for x, y in loader:                      # the user's own loop, any optimizers
         loss = loss_fn(model(x), y)
         loss.backward()
         qb.step()                            # accumulates FIT; every `every` steps solves
         opt.step(); opt.zero_grad()
 
-Modules: :mod:`~bitalloc_torch.quantizers` (LSQ fake quantizers),
+Modules: :mod:`~bitalloc_torch.fold` (fold_batchnorm, the first step of the recipe),
+:mod:`~bitalloc_torch.quantizers` (LSQ fake quantizers),
 :mod:`~bitalloc_torch.model` (quantize_model, calibrate, param_groups),
 :mod:`~bitalloc_torch.sensitivity` (FIT, Hutchinson), :mod:`~bitalloc_torch.problem`
 (problems and MACs from a model), :mod:`~bitalloc_torch.qbitopt` (QBitOpt),
@@ -23,6 +25,7 @@ Modules: :mod:`~bitalloc_torch.quantizers` (LSQ fake quantizers),
 
 from .ao import AOFakeQuantizeAdapter
 from .distributed import sync_quantizers
+from .fold import fold_batchnorm
 from .model import (
     QuantConv1d,
     QuantConv2d,
@@ -46,7 +49,8 @@ from .sensitivity import (
 from .targets import BitQuantizer, QuantTarget, find_targets
 
 __all__ = [
-    "quantize_model", "calibrate", "param_groups", "quantized_layers", "apply_bits",
+    "fold_batchnorm", "quantize_model", "calibrate", "param_groups", "quantized_layers",
+    "apply_bits",
     "LSQQuantizer", "QuantLinear", "QuantConv1d", "QuantConv2d", "QuantConv3d",
     "fit_sensitivity", "hutchinson_sensitivity", "hutchinson_trace", "FITAccumulator",
     "problem_from_model", "layer_macs", "model_groups",

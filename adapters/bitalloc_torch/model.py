@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .batches import run_batch
 from .quantizers import LSQQuantizer, check_bits
 from .targets import select, unwrap
 
@@ -224,18 +225,6 @@ def param_groups(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Paramete
     return weights, qparams
 
 
-def run_batch(model: nn.Module, batch: Any) -> Any:
-    """Forward one batch: a tensor, ``(inputs, targets, ...)`` (first item), or a dict."""
-    if isinstance(batch, torch.Tensor):
-        return model(batch)
-    if isinstance(batch, (tuple, list)) and batch:
-        return model(batch[0])
-    if isinstance(batch, dict):
-        return model(**batch)
-    raise ValueError(f"batches: each batch must be a tensor, a (inputs, targets) pair or a "
-                     f"dict of model arguments, got {type(batch).__name__}")
-
-
 def calibrate(model: nn.Module, batches: Iterable[Any], method: str | None = None) -> nn.Module:
     """Initialise every LSQ quantizer's step (and offset) from data.
 
@@ -247,7 +236,8 @@ def calibrate(model: nn.Module, batches: Iterable[Any], method: str | None = Non
 
     Args:
         model: a model prepared by :func:`quantize_model`.
-        batches: tensors, ``(inputs, targets)`` pairs, or dicts of model arguments;
+        batches: batches in the adapter's one convention (:mod:`bitalloc_torch.batches`:
+            a tensor, an ``(inputs, targets)`` pair, or a dict of model arguments);
             iterated once or twice, so a list is best.
         method: ``"mse"`` or ``"minmax"`` for every quantizer; ``None`` keeps each
             quantizer's own ``init``.

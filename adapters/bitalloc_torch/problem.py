@@ -10,15 +10,23 @@
   quantizer is disabled, i.e. float input; 8 when the layer has none, as for
   ``torch.ao`` eager models).
 - ``activations=True`` adds one group per layer input (``"<layer>.input_quantizer"``,
-  ``size`` = input numel in the sample) whose input needs a gradient (the network
-  input has no FIT statistics and keeps its bits). Size-based budgets
-  (``AverageBits``, ``MemoryBudget``) then count activations too; ``BOPsBudget`` is
-  bilinear in weight and activation bits, so it is refused with activation groups.
+  ``size`` = input numel *per sample*: the numel seen in ``sample_input`` divided by its
+  leading batch dimension, so the budget does not depend on the sample's batch size)
+  whose input needs a gradient (the network input has no FIT statistics and keeps its
+  bits). Without ``act_constraints`` size-based budgets (``AverageBits``,
+  ``MemoryBudget``) count weights and activations together; with them (a list) the
+  weight budgets are scoped to the weight groups and ``act_constraints`` to the
+  activation groups (:func:`scope`). ``BOPsBudget`` is bilinear in weight and
+  activation bits, so it is refused with activation groups.
+- A weight tensor shared by several layers is one group (counted once); every layer
+  that uses it gets its bits. Its MACs are the sum over the layers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,11 +37,13 @@ from torch import nn
 
 import bitalloc as ba
 
+from .batches import leading_batch, run_batch
 from .quantizers import LSQQuantizer
 from .sensitivity import act_name
 from .targets import QuantTarget, find_targets, select, unwrap
 
-__all__ = ["ModelGroups", "model_groups", "layer_macs", "problem_from_model", "DEFAULT_BITS"]
+__all__ = ["ModelGroups", "model_groups", "layer_macs", "problem_from_model", "DEFAULT_BITS",
+           "constraint_list", "scope"]
 
 DEFAULT_BITS = (2, 3, 4, 5, 6, 7, 8)
 
@@ -92,12 +102,7 @@ def _trace(model: nn.Module, targets: Sequence[QuantTarget], sample_input: Any,
     model.eval()
     try:
         with bypass_quantizers(model), torch.set_grad_enabled(grad):
-            if isinstance(sample_input, Mapping):
-                model(**sample_input)
-            elif isinstance(sample_input, tuple):
-                model(*sample_input)
-            else:
-                model(sample_input)
+            run_batch(model, sample_input, "sample_input")
     finally:
         for h in handles:
             h.remove()
@@ -108,8 +113,10 @@ def _trace(model: nn.Module, targets: Sequence[QuantTarget], sample_input: Any,
 def layer_macs(model: nn.Module, sample_input: Any) -> dict[str, int]:
     """Multiply-accumulates of each quantized layer for one forward of ``sample_input``.
 
-    ``sample_input`` is a tensor, a tuple of positional arguments or a dict of keyword
-    arguments.
+    ``sample_input`` follows the adapter's batch convention (:mod:`bitalloc_torch.batches`:
+    a tensor, an ``(inputs, targets)`` tuple whose first item is used, or a dict of
+    keyword arguments). The counts are for the whole sample: pass a batch of one for
+    per-sample MACs.
 
     Example:
         >>> import torch, torch.nn as nn, bitalloc_torch as bt
@@ -129,16 +136,53 @@ def _act_bits_of(t: QuantTarget) -> float:
     return float(q.bits) if getattr(q, "enabled", True) else 32.0
 
 
+def constraint_list(constraints, arg: str = "constraints") -> list[ba.Constraint]:
+    """``constraints`` as a list (one constraint or an iterable of them)."""
+    if isinstance(constraints, ba.Constraint):
+        return [constraints]
+    try:
+        out = list(constraints)
+    except TypeError:
+        raise ValueError(f"{arg}: must be a bitalloc constraint or a list of them, "
+                         f"got {constraints!r}") from None
+    bad = [c for c in out if not isinstance(c, ba.Constraint)]
+    if bad:
+        raise ValueError(f"{arg}: not a bitalloc constraint: {bad[0]!r}")
+    return out
+
+
+def scope(c: ba.Constraint, names: Sequence[str], sizes: np.ndarray, all_names: Sequence[str],
+          bits: Sequence[int], macs: np.ndarray | None, act_bits: Sequence[float]
+          ) -> ba.Constraint:
+    """``c`` restricted to the groups ``names`` (a constraint the user already scoped is
+    kept). ``AverageBits`` / ``MemoryBudget`` / ``BOPsBudget`` are rebuilt with the core's
+    ``groups=``; any other constraint becomes the equivalent ``LinearBudget`` whose costs
+    are zero outside ``names``."""
+    if getattr(c, "groups", None) is not None:
+        return c
+    if type(c) in (ba.AverageBits, ba.MemoryBudget, ba.BOPsBudget):
+        return type(c)(c.limit, name=c.name, groups=tuple(names))
+    index = [list(all_names).index(n) for n in names]
+    sub = ba.Problem.from_sensitivities(
+        np.ones(len(index)), sizes[index], bits=bits, names=list(names),
+        macs=None if macs is None else macs[index], act_bits=[act_bits[i] for i in index])
+    table = np.zeros((len(all_names), len(sub.bits)))
+    table[index] = c.cost_table(sub)
+    return ba.LinearBudget(table, c.limit, name=c.name)
+
+
 @dataclass
 class ModelGroups:
     """The allocatable groups of a model, fixed once (sizes, MACs); bits read live.
 
     Attributes:
-        targets: weight groups, in order.
+        targets: weight groups, in order (one per distinct weight tensor).
         act_targets: layers whose input quantizer is an activation group.
         names: weight group names, then activation group names.
-        sizes: group sizes (weight numel, then input numel).
+        sizes: group sizes (weight numel, then input numel *per sample*).
         macs: MACs per group (activation groups 0), or ``None`` when not counted.
+        aliases: per weight group, the other layers that share its weight tensor (their
+            weight quantizers always get the group's bits; the weight counts once).
     """
 
     targets: list[QuantTarget]
@@ -146,6 +190,18 @@ class ModelGroups:
     names: list[str]
     sizes: np.ndarray
     macs: np.ndarray | None
+    aliases: list[list[QuantTarget]] = dataclasses.field(default_factory=list)
+    act_bits: list[float] = dataclasses.field(default_factory=list)
+
+    @property
+    def weight_names(self) -> list[str]:
+        """Names of the weight groups."""
+        return self.names[:len(self.targets)]
+
+    @property
+    def act_names(self) -> list[str]:
+        """Names of the activation groups."""
+        return self.names[len(self.targets):]
 
     @property
     def quantizers(self) -> list[Any]:
@@ -156,10 +212,19 @@ class ModelGroups:
         """Bits of every group now."""
         return np.array([int(q.bits) for q in self.quantizers], dtype=np.int64)
 
-    def apply(self, bits: Sequence[int], keep_range: bool = True) -> None:
-        """Set every group's bitwidth."""
-        for q, b in zip(self.quantizers, bits):
+    def apply(self, bits: Sequence[int], keep_range: bool = True) -> list[int]:
+        """Set every group's bitwidth (aliases too); returns the indices that changed."""
+        changed = []
+        alias = self.aliases or [[] for _ in self.targets]
+        for i, (q, b) in enumerate(zip(self.quantizers, bits)):
+            if int(q.bits) != int(b):
+                changed.append(i)
             q.set_bits(int(b), keep_range=keep_range)
+            if i < len(self.targets):
+                for t in alias[i]:
+                    if int(t.quantizer.bits) != int(b):
+                        t.quantizer.set_bits(int(b), keep_range=keep_range)
+        return changed
 
     def allowed(self, bits: Sequence[int]) -> dict[str, list[int]]:
         """Candidates each quantizer accepts (``min_bits``/``max_bits``), where restricted."""
@@ -174,36 +239,59 @@ class ModelGroups:
                 out[name] = ok
         return out
 
+    def _act_bits(self) -> list[float]:
+        if self.act_bits:
+            return list(self.act_bits)
+        return [_act_bits_of(t) for t in self.targets] + [8.0] * len(self.act_targets)
+
     def problem(self, sensitivity, bits: Sequence[int], constraints: Sequence[ba.Constraint],
-                noise: str = "uniform") -> ba.Problem:
-        """The :class:`bitalloc.Problem` for per-group ``sensitivity``."""
-        act_bits = [_act_bits_of(t) for t in self.targets] + [8.0] * len(self.act_targets)
+                noise: str = "uniform",
+                act_constraints: Sequence[ba.Constraint] | None = None) -> ba.Problem:
+        """The :class:`bitalloc.Problem` for per-group ``sensitivity``.
+
+        With ``act_constraints`` (a list, possibly empty) ``constraints`` count only the
+        weight groups and ``act_constraints`` only the activation groups; with ``None``
+        every constraint counts every group.
+        """
+        act_bits = self._act_bits()
+        constraints = list(constraints)
+        if act_constraints is not None:
+            cand = tuple(sorted(int(b) for b in bits))
+            args = (self.sizes, self.names, cand, self.macs, act_bits)
+            constraints = ([scope(c, self.weight_names, *args) for c in constraints]
+                           + [scope(c, self.act_names, *args) for c in act_constraints])
         return ba.Problem.from_sensitivities(
             np.asarray(sensitivity, dtype=np.float64), self.sizes, bits=bits, noise=noise,
             names=self.names, macs=self.macs, act_bits=act_bits,
             allowed=self.allowed(bits) or None, constraints=constraints)
 
 
-def _constraint_list(constraints) -> list[ba.Constraint]:
-    if isinstance(constraints, ba.Constraint):
-        return [constraints]
-    try:
-        return list(constraints)
-    except TypeError:
-        raise ValueError(f"constraints: must be a bitalloc constraint or a list of them, "
-                         f"got {constraints!r}") from None
+def _frozen(targets: list[QuantTarget]) -> list[QuantTarget]:
+    frozen = [t for t in targets if isinstance(t.weight, torch.Tensor)
+              and not t.weight.requires_grad]
+    if frozen:
+        warnings.warn(
+            f"QBitOpt: {len(frozen)} layer(s) have weights with requires_grad=False and get "
+            f"no gradient statistics: {[t.name for t in frozen][:5]}; they keep their bits and "
+            f"are left out of the allocation and its budgets (pass them in exclude= to "
+            f"silence this)", RuntimeWarning, stacklevel=3)
+    return [t for t in targets if t not in frozen]
 
 
 def model_groups(model: nn.Module, constraints=(), *, sample_input: Any = None,
                  activations: bool = False,
                  exclude: Sequence[str] | Callable[[str, nn.Module], bool] = (),
-                 targets: Sequence[QuantTarget] | None = None) -> ModelGroups:
+                 targets: Sequence[QuantTarget] | None = None,
+                 trainable_only: bool = False) -> ModelGroups:
     """Collect the groups of ``model`` (see the module docstring).
+
+    ``trainable_only=True`` (QBitOpt) leaves out, with a warning, layers whose weight has
+    ``requires_grad=False``: they have no gradient, so FIT would call them insensitive.
 
     Example:
         >>> import torch, torch.nn as nn, bitalloc_torch as bt
         >>> m = bt.quantize_model(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)))
-        >>> g = bt.model_groups(m, activations=True, sample_input=torch.zeros(1, 4))
+        >>> g = bt.model_groups(m, activations=True, sample_input=torch.zeros(5, 4))
         >>> g.names, g.sizes.tolist(), g.current_bits().tolist()
         (['0', '2', '2.input_quantizer'], [32.0, 16.0, 8.0], [8, 8, 8])
 
@@ -212,7 +300,7 @@ def model_groups(model: nn.Module, constraints=(), *, sample_input: Any = None,
             ``BOPsBudget`` or ``activations=True`` without ``sample_input``;
             ``BOPsBudget`` with ``activations=True``.
     """
-    constraints = _constraint_list(constraints)
+    constraints = constraint_list(constraints)
     all_targets = list(targets) if targets is not None else find_targets(model)
     if not all_targets:
         raise ValueError("model: has no quantized layers (call quantize_model first)")
@@ -221,6 +309,8 @@ def model_groups(model: nn.Module, constraints=(), *, sample_input: Any = None,
         raise ValueError("targets: group names must be unique")
     excluded = select(names, exclude, "exclude", {t.name: t.module for t in all_targets})
     kept = [t for t in all_targets if t.name not in excluded]
+    if trainable_only:
+        kept = _frozen(kept)
     if not kept:
         raise ValueError("exclude: excludes every quantized layer")
     bops = any(isinstance(c, ba.BOPsBudget) for c in constraints)
@@ -231,18 +321,37 @@ def model_groups(model: nn.Module, constraints=(), *, sample_input: Any = None,
         what = "BOPsBudget (MACs)" if bops else "activations=True (activation sizes)"
         raise ValueError(f"sample_input: needed for {what}")
     traces = _trace(model, kept, sample_input, activations) if sample_input is not None else None
+    # one weight group per distinct weight tensor; layers sharing it are its aliases
+    first: dict[int, int] = {}
+    groups: list[list[int]] = []
+    for i, t in enumerate(kept):
+        key = id(t.weight)
+        if key in first:
+            groups[first[key]].append(i)
+        else:
+            first[key] = len(groups)
+            groups.append([i])
+    wt = [kept[g[0]] for g in groups]
     act = []
+    per_sample = 1
     if activations:
+        per_sample = leading_batch(sample_input)
         act = [(t, tr) for t, tr in zip(kept, traces)
                if t.input_quantizer is not None and getattr(t.input_quantizer, "enabled", True)
                and tr.in_grad and tr.in_numel > 0]
-    sizes = [t.weight.numel() for t in kept] + [tr.in_numel for _, tr in act]
+    sizes = [t.weight.numel() for t in wt] + [tr.in_numel / per_sample for _, tr in act]
     macs = None
+    act_bits = [_act_bits_of(t) for t in wt] + [8.0] * len(act)
     if traces is not None:
-        macs = np.array([tr.macs for tr in traces] + [0] * len(act), dtype=np.float64)
-    return ModelGroups(targets=kept, act_targets=[t for t, _ in act],
-                       names=[t.name for t in kept] + [act_name(t.name) for t, _ in act],
-                       sizes=np.array(sizes, dtype=np.float64), macs=macs)
+        macs = np.array([sum(traces[i].macs for i in g) for g in groups] + [0] * len(act),
+                        dtype=np.float64)
+        for j, g in enumerate(groups):
+            if len(g) > 1 and macs[j] > 0:  # BOPs of every use: sum_l macs_l * abits_l
+                act_bits[j] = sum(traces[i].macs * _act_bits_of(kept[i]) for i in g) / macs[j]
+    return ModelGroups(targets=wt, act_targets=[t for t, _ in act],
+                       names=[t.name for t in wt] + [act_name(t.name) for t, _ in act],
+                       sizes=np.array(sizes, dtype=np.float64), macs=macs,
+                       aliases=[[kept[i] for i in g[1:]] for g in groups], act_bits=act_bits)
 
 
 def problem_from_model(model: nn.Module, sensitivity: Mapping[str, float], constraints,
@@ -289,4 +398,4 @@ def problem_from_model(model: nn.Module, sensitivity: Mapping[str, float], const
     if missing:
         raise ValueError(f"sensitivity: missing groups {missing}")
     values = [sensitivity[n] for n in groups.names]
-    return groups.problem(values, bits, _constraint_list(constraints), noise)
+    return groups.problem(values, bits, constraint_list(constraints), noise)

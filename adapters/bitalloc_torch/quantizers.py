@@ -264,6 +264,32 @@ class LSQQuantizer(nn.Module):
             self._observe(x)
         self.end_calibration()
 
+    # -- range search after a bit change ---------------------------------------------------
+    @torch.no_grad()
+    def recalibrate(self, x: torch.Tensor) -> None:
+        """Re-run the range search (``init``: MSE grid or min/max) on ``x`` at the current
+        bits, e.g. on the current weights right after :attr:`bits` changed. The optimizer
+        state of :attr:`step` is left as it is (only its value changes).
+
+        Example:
+            >>> import torch
+            >>> q = LSQQuantizer(bits=2, mode="signed")
+            >>> w = torch.randn(256)
+            >>> _ = q(w)
+            >>> q.bits = 6                      # keeps the 2-bit clipping range...
+            >>> kept = (q(w) - w).pow(2).mean()
+            >>> q.recalibrate(w)                # ...a 6-bit range search does better
+            >>> bool((q(w) - w).pow(2).mean() < kept)
+            True
+        """
+        self.initialize_from(x.detach())
+
+    def reset_range(self) -> None:
+        """Forget the range: the next forward call re-initialises it from its input (used
+        for activation quantizers after a bit change: "from the next batch")."""
+        self.initialized.fill_(False)
+        self._ready = False
+
     # -- state ---------------------------------------------------------------------------
     def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
         self._ready = False  # re-read ``initialized`` on the next forward

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .batches import batch_inputs, batch_targets, leading_batch, run_batch
 from .targets import QuantTarget, find_targets, unwrap
 
 __all__ = ["FITAccumulator", "fit_sensitivity", "hutchinson_trace", "hutchinson_sensitivity",
@@ -38,6 +39,17 @@ __all__ = ["FITAccumulator", "fit_sensitivity", "hutchinson_trace", "hutchinson_
 
 #: ``loss_fn(outputs, targets) -> scalar tensor``, applied to ``model(inputs)``.
 LossFn = Callable[[Any, Any], torch.Tensor]
+
+
+#: Where FIT's range comes from: the quantizer's clipping range, or the tensor's max - min.
+RANGES = ("quantizer", "tensor")
+
+
+def _acc_dtype(*tensors: torch.Tensor | None) -> torch.dtype:
+    """float64 when any tensor is float64 (a ``.double()`` model), else float32: norms
+    are taken in at least float32 and never narrowed."""
+    wide = any(t is not None and t.dtype == torch.float64 for t in tensors)
+    return torch.float64 if wide else torch.float32
 
 
 def act_name(name: str) -> str:
@@ -66,6 +78,9 @@ class FITAccumulator:
         act_targets: layers whose input activations also get statistics (each needs an
             ``input_quantizer``).
         ema: ``None`` for a running mean, or a decay in ``(0, 1)`` for an EMA.
+        ranges: ``"quantizer"`` (the quantizer's current clipping range) or ``"tensor"``
+            (``max - min`` of the latent weight; of each activation, the largest seen since
+            the last reset: the FIT reference code's range, independent of the bits).
 
     Attributes:
         names: statistic names: the weight groups, then ``act_name(layer)`` per activation.
@@ -82,12 +97,16 @@ class FITAccumulator:
     """
 
     def __init__(self, targets: Sequence[QuantTarget],
-                 act_targets: Sequence[QuantTarget] = (), ema: float | None = None) -> None:
+                 act_targets: Sequence[QuantTarget] = (), ema: float | None = None,
+                 ranges: str = "quantizer") -> None:
         if ema is not None and (isinstance(ema, bool) or not isinstance(ema, float | int)
                                 or not 0 < ema < 1):
             raise ValueError(f"ema: must be None or a decay in (0, 1), got {ema!r}")
         if not targets:
             raise ValueError("targets: no quantized layers (call quantize_model first)")
+        if ranges not in RANGES:
+            raise ValueError(f"ranges: must be one of {RANGES}, got {ranges!r}")
+        self.ranges = ranges
         self.targets = list(targets)
         self.act_targets = list(act_targets)
         if any(t.input_quantizer is None for t in self.act_targets):
@@ -102,6 +121,7 @@ class FITAccumulator:
         self._n_act = n_a
         self._weight = 1.0 if self.ema is None else 1.0 - self.ema
         self._pending = torch.zeros(n_a, dtype=torch.float64, device=self.device)
+        self._act_range = torch.zeros(n_a, dtype=torch.float64, device=self.device)
         #: Whether each activation group's input has had a gradient hook (needed a gradient).
         self.act_seen = [False] * n_a
         self.count = 0
@@ -113,11 +133,16 @@ class FITAccumulator:
         x = args[0] if args else None
         if isinstance(x, torch.Tensor) and x.requires_grad and torch.is_grad_enabled():
             self.act_seen[j] = True
+            if self.ranges == "tensor":
+                with torch.no_grad():
+                    lo, hi = torch.aminmax(x.detach())
+                    r = (hi - lo).double()
+                    self._act_range[j] = torch.maximum(self._act_range[j], r)
             x.register_hook(partial(self._act_grad, j))
 
     @torch.no_grad()
     def _act_grad(self, j: int, g: torch.Tensor) -> None:
-        self._pending[j] += torch.linalg.vector_norm(g, dtype=torch.float32).double().square()
+        self._pending[j] += torch.linalg.vector_norm(g, dtype=_acc_dtype(g)).double().square()
 
     def remove(self) -> None:
         """Remove the activation hooks."""
@@ -136,7 +161,7 @@ class FITAccumulator:
         if grads is None:
             grads = [w.grad for w in self._weights]
         try:
-            norms = torch.stack(torch._foreach_norm(grads, 2, dtype=torch.float32))
+            norms = torch.stack(torch._foreach_norm(grads, 2, dtype=_acc_dtype(*grads)))
         except (TypeError, RuntimeError):  # a None gradient, or weights on several devices
             norms = self._norms_with_gaps(grads)
         if norms.requires_grad:  # gradients from backward(create_graph=True); no no_grad()
@@ -151,10 +176,10 @@ class FITAccumulator:
 
     @torch.no_grad()
     def _norms_with_gaps(self, grads: Sequence[torch.Tensor | None]) -> torch.Tensor:
-        norms = torch.zeros(len(grads), dtype=torch.float32, device=self.device)
+        norms = torch.zeros(len(grads), dtype=torch.float64, device=self.device)
         for i, g in enumerate(grads):
             if g is not None:
-                norms[i] = torch.linalg.vector_norm(g, dtype=torch.float32).to(self.device)
+                norms[i] = torch.linalg.vector_norm(g, dtype=_acc_dtype(g)).to(norms)
         return norms
 
     def fisher(self) -> torch.Tensor:
@@ -167,6 +192,11 @@ class FITAccumulator:
 
     def sensitivity(self) -> torch.Tensor:
         """``fisher() * mean(range**2)`` per statistic, at the quantizers' current ranges."""
+        if self.ranges == "tensor":
+            with torch.no_grad():
+                w = torch.stack([(t.weight.detach().max() - t.weight.detach().min()).double()
+                                 .to(self.device) for t in self.targets])
+            return self.fisher() * torch.cat([w, self._act_range]).square()
         quantizers = [t.quantizer for t in self.targets]
         quantizers += [t.input_quantizer for t in self.act_targets]
         return self.fisher() * range_sq(quantizers, self.device)
@@ -175,6 +205,7 @@ class FITAccumulator:
         """Forget the accumulated statistics."""
         self._value.zero_()
         self._pending.zero_()
+        self._act_range.zero_()
         self.count = 0
 
     def state_dict(self) -> dict[str, Any]:
@@ -193,11 +224,14 @@ class FITAccumulator:
         self.act_seen = [bool(s) for s in state.get("act_seen", self.act_seen)]
 
 
-def _split(batch: Any) -> tuple[Any, Any]:
-    if isinstance(batch, (tuple, list)) and len(batch) >= 2:
-        return batch[0], batch[1]
-    raise ValueError(f"batches: each batch must be an (inputs, targets) pair, "
-                     f"got {type(batch).__name__}")
+def _samples(batch: Any) -> list[tuple[Any, Any]]:
+    """Split an ``(inputs, targets)`` batch into one-sample batches."""
+    x, y = batch_inputs(batch), batch_targets(batch)
+    if isinstance(x, dict):
+        n = leading_batch(x, "batches")
+        return [({k: v[i:i + 1] if isinstance(v, torch.Tensor) else v for k, v in x.items()},
+                 y[i:i + 1]) for i in range(n)]
+    return [(x[i:i + 1], y[i:i + 1]) for i in range(len(x))]
 
 
 def _targets_of(model: nn.Module) -> list[QuantTarget]:
@@ -208,7 +242,7 @@ def _targets_of(model: nn.Module) -> list[QuantTarget]:
 
 
 def fit_sensitivity(model: nn.Module, loss_fn: LossFn, batches: Iterable[Any],
-                    activations: bool = False) -> dict[str, float]:
+                    activations: bool = False, per_sample: bool = False) -> dict[str, float]:
     """FIT sensitivity of every quantized layer, post-training (one backward per batch).
 
     Gradients are taken with ``torch.autograd.grad``, so the parameters' ``.grad`` is
@@ -220,6 +254,14 @@ def fit_sensitivity(model: nn.Module, loss_fn: LossFn, batches: Iterable[Any],
         batches: ``(inputs, targets)`` pairs.
         activations: also return input-activation sensitivities
             (named ``"<layer>.input_quantizer"``).
+        per_sample: the empirical Fisher from per-sample gradients (one forward and
+            backward per sample: ``mean_i ||grad loss_i||**2``) instead of the squared
+            mini-batch-mean gradient (the default, free inside QAT). The mini-batch
+            statistic is ``||mean_i g_i||**2``, which keeps the squared mean gradient at
+            full weight but shrinks the per-sample variance by the batch size, so layers
+            whose gradients agree across samples look more sensitive; activation statistics
+            sum per-sample terms, so in a joint weight/activation problem weights are
+            overweighted. ``benchmarks/results/qat_fisher.md`` measures the bias.
 
     Returns:
         ``{group name: EF * mean(range**2)}``.
@@ -240,9 +282,9 @@ def fit_sensitivity(model: nn.Module, loss_fn: LossFn, batches: Iterable[Any],
     weights = [t.weight for t in targets]
     try:
         for batch in batches:
-            x, y = _split(batch)
-            loss = loss_fn(_forward(model, x), y)
-            acc.accumulate(torch.autograd.grad(loss, weights, allow_unused=True))
+            for one in (_samples(batch) if per_sample else [batch]):
+                loss = loss_fn(run_batch(model, one), batch_targets(one))
+                acc.accumulate(torch.autograd.grad(loss, weights, allow_unused=True))
     finally:
         acc.remove()
     if acc.count == 0:
@@ -280,8 +322,7 @@ def hutchinson_trace(model: nn.Module, loss_fn: LossFn, batches: Iterable[Any],
     total = torch.zeros(len(weights), dtype=torch.float64)
     n = 0
     for batch in batches:
-        x, y = _split(batch)
-        loss = loss_fn(_forward(model, x), y)
+        loss = loss_fn(run_batch(model, batch), batch_targets(batch))
         grads = torch.autograd.grad(loss, weights, create_graph=True, allow_unused=True)
         used = [i for i, g in enumerate(grads) if g is not None]
         for _ in range(samples):
@@ -296,11 +337,6 @@ def hutchinson_trace(model: nn.Module, loss_fn: LossFn, batches: Iterable[Any],
     if n == 0:
         raise ValueError("batches: need at least one batch")
     return total / n
-
-
-def _forward(model: nn.Module, x: Any) -> Any:
-    """``model(**x)`` for a dict of model arguments (like :func:`calibrate`), else ``model(x)``."""
-    return model(**x) if isinstance(x, dict) else model(x)
 
 
 def hutchinson_sensitivity(model: nn.Module, loss_fn: LossFn, batches: Iterable[Any],

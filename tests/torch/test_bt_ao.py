@@ -56,8 +56,9 @@ def test_qbitopt_drives_prepare_qat_model():
     m = _prepared()
     names = [t.name for t in bt.find_targets(m)]
     assert names == ["1", "3", "5"]
-    qb = bt.QBitOpt(m, [ba.AverageBits(4.0)], bits=(2, 3, 4, 6, 8), every=2)
-    assert qb.usage()["average_bits"][0] <= 4.0
+    # 3.5 is between two candidates: the optimum mixes bitwidths
+    qb = bt.QBitOpt(m, [ba.AverageBits(3.5)], bits=(2, 3, 4, 6, 8), every=2)
+    assert qb.usage()["average_bits"][0] <= 3.5
     opt = torch.optim.SGD(m.parameters(), lr=0.05)
     g = torch.Generator().manual_seed(1)
     for _ in range(6):
@@ -68,7 +69,7 @@ def test_qbitopt_drives_prepare_qat_model():
         opt.zero_grad()
         if rec is None:
             continue
-        assert qb.usage()["average_bits"][0] <= 4.0
+        assert qb.usage()["average_bits"][0] <= 3.5
         for name, b in qb.bits.items():
             layer = m[int(name)]
             fq = layer.weight_fake_quant

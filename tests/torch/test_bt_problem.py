@@ -53,7 +53,7 @@ def test_exclude_and_activation_groups():
     p = bt.problem_from_model(m, sens, [ba.AverageBits(5.0)], exclude=["0"], activations=True,
                               sample_input=torch.zeros(2, 3, 8, 8))
     assert p.names == ("2", "5", "2.input_quantizer", "5.input_quantizer")
-    assert p.sizes.tolist() == [72, 1280, 2 * 8 * 4 * 4, 2 * 128]
+    assert p.sizes.tolist() == [72, 1280, 8 * 4 * 4, 128]  # activations: per sample
     # the first layer's input (the network input) is no group: it has no FIT statistics
     m2 = _cnn()
     g = bt.model_groups(m2, activations=True, sample_input=torch.zeros(1, 3, 8, 8))

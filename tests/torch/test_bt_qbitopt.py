@@ -75,9 +75,10 @@ def test_budget_holds_from_step_zero_and_after_every_reallocation(constraints, n
     assert [r.step for r in seen] == [3, 6, 9] and qb.history == seen
 
 
-def test_at_most_2_pow_b_levels_per_channel_after_reallocation():
+@pytest.mark.parametrize("on_change", ["recalibrate", "keep"])
+def test_at_most_2_pow_b_levels_per_channel_after_reallocation(on_change):
     m = _mlp()
-    qb = bt.QBitOpt(m, [ba.AverageBits(3.0)], bits=BITS, every=2)
+    qb = bt.QBitOpt(m, [ba.AverageBits(3.5)], bits=BITS, every=2, on_change=on_change)
     changed = set()
 
     def check(rec):

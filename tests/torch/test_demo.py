@@ -1,4 +1,4 @@
-"""`bitalloc demo` (bitalloc_torch.demo.run): a tiny run end to end, and its options."""
+"""`bitalloc demo` (bitalloc_torch.demo.run): options, a tiny run end to end, no data."""
 
 import argparse
 import json
@@ -6,44 +6,54 @@ import json
 import pytest
 
 pytest.importorskip("torch")
-pytest.importorskip("sklearn")
 pytest.importorskip("matplotlib")
 
 from bitalloc_torch.demo import run as demo  # noqa: E402
+from bitalloc_torch.demo.data import DataUnavailable, fashion_mnist  # noqa: E402
+
+
+def _missing():
+    try:
+        fashion_mnist()
+    except DataUnavailable as e:
+        return str(e)
+    return None
+
+
+TINY = ["--steps", "4", "--every", "2", "--batch", "16", "--test-images", "128",
+        "--train-images", "256", "--threads", "1", "--quiet"]
 
 
 def test_add_arguments_defaults():
     args = demo.add_arguments(argparse.ArgumentParser()).parse_args([])
     assert args.budget == 3.0 and args.act_bits == 8 and args.out == "demo_out"
-    assert args.bits == "2,3,4,5,6,7,8" and not args.quiet
+    assert args.bits == "2,3,4,5,6,7,8" and args.test_images is None and not args.quiet
+    assert demo.CHECKPOINT.exists()
 
 
+@pytest.mark.slow
 def test_demo_tiny_run(tmp_path, capsys):
+    if _missing():
+        pytest.skip(_missing())
     out = tmp_path / "demo"
-    rc = demo.main(["--steps", "12", "--every", "4", "--float-epochs", "2", "--out", str(out),
-                    "--quiet", "--budget", "2.5"])
+    rc = demo.main([*TINY, "--out", str(out)])
     text = capsys.readouterr().out
     assert rc == 0, text
-    # the table: one row per arm, averages over allocated and all layers, per-layer bits
-    assert "avg bits (alloc)" in text and "avg bits (all)" in text and "MBOPs" in text
-    for row in ("float", "uniform 2-bit", "QBitOpt"):
-        assert any(line.startswith(row) for line in text.splitlines()), row
-    assert "per-layer weight bits" in text and "features.3.0" in text
-    assert (out / "bits_over_training.png").stat().st_size > 1000
+    assert "| post-training, bitalloc (FIT) |" in text and "| QAT, QBitOpt |" in text
+    assert "128 test images" in text
     res = json.loads((out / "result.json").read_text())
-    sizes = res["sizes"]
-    for key in ("uniform", "qbitopt"):
-        arm = res["arms"][key]
-        assert arm["budget_ok"] is True
-        assert arm["avg_bits"] <= 2.5 + 1e-9
-        assert arm["bits"][arm["fixed"][0]] == 8 and arm["bits"][arm["fixed"][1]] == 8
-        for _step, bits in arm["history"]:  # every allocation along the way fits too
-            alloc = arm["allocated"]
-            avg = sum(bits[n] * sizes[n] for n in alloc) / sum(sizes[n] for n in alloc)
-            assert avg <= 2.5 + 1e-9
+    for part in ("ptq", "arms"):
+        for key in (("uniform", "allocated") if part == "ptq" else ("uniform", "qbitopt")):
+            arm = res[part][key]
+            assert 0.0 <= arm["acc"] <= 100.0 and arm["budget_ok"] is True
+    assert res["budget_ok"] is True and res["n_test"] == 128
     qb = res["arms"]["qbitopt"]
-    assert [r["step"] for r in qb["reallocations"]] == [4, 8]  # strictly before the end
-    assert set(qb["bits"].values()) <= set(res["candidates"])
+    assert [s for s, _ in qb["ranges"]] == [2, 4]
+    sizes = qb["sizes"]
+    for _step, bits in qb["history"]:  # every allocation along the way fits too
+        avg = sum(bits[n] * sizes[n] for n in bits) / sum(sizes[n] for n in bits)
+        assert avg <= 3.0 + 1e-9
+    assert (out / "demo.png").stat().st_size > 1000
 
 
 def test_demo_rejects_bad_options(tmp_path, capsys):
@@ -52,13 +62,22 @@ def test_demo_rejects_bad_options(tmp_path, capsys):
     assert "--bits" in capsys.readouterr().err
 
 
+def test_missing_dataset_prints_the_install_command(tmp_path, capsys, monkeypatch):
+    import bitalloc_torch.demo.data as data
+
+    monkeypatch.setattr(data, "FASHION_MNIST_DIR", tmp_path / "none")
+    assert demo.main(["--out", str(tmp_path), "--quiet"]) == 2
+    assert "apt-get install -y dataset-fashion-mnist" in capsys.readouterr().err
+
+
+@pytest.mark.slow
 def test_bitalloc_demo_subcommand(tmp_path, capsys):
     """`bitalloc demo ...` reaches the demo through the core command line."""
+    if _missing():
+        pytest.skip(_missing())
     from bitalloc.cli import main
 
     out = tmp_path / "cli"
-    rc = main(["demo", "--steps", "8", "--every", "4", "--float-epochs", "1", "--out", str(out),
-               "--quiet"])
-    assert rc == 0
-    assert (out / "result.json").exists() and (out / "bits_over_training.png").exists()
+    assert main(["demo", *TINY, "--out", str(out)]) == 0
+    assert (out / "result.json").exists() and (out / "demo.png").exists()
     assert "QBitOpt" in capsys.readouterr().out
