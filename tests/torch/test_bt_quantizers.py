@@ -1,5 +1,7 @@
 """LSQ fake quantizers: levels, range-keeping bit changes, STE, initialisation, errors."""
 
+import copy
+
 import pytest
 import torch
 
@@ -126,3 +128,140 @@ def test_bad_bits_assignment_and_channel_mismatch():
     assert q.bits == 8
     with pytest.raises(ValueError, match="^x:"):
         q(torch.randn(4, 2))
+
+
+# -- fused / torch-kernel paths against the reference ----------------------------------------
+def _run(q: LSQQuantizer, x: torch.Tensor, gy: torch.Tensor, backend: str):
+    q.backend = backend
+    for p in q.parameters():
+        p.grad = None
+    xr = x.clone().requires_grad_(True)
+    y = q(xr)
+    y.backward(gy)
+    grads = [p.grad.clone() for p in (q.step, q.offset) if p is not None]
+    return y.detach(), xr.grad, grads
+
+
+def _initialised(mode: str, channels, bits: int, x: torch.Tensor, shrink: float):
+    q = LSQQuantizer(bits, mode=mode, channels=channels, init="minmax").to(x.dtype)
+    q(x)
+    with torch.no_grad():  # clip a part of the range; move the offset off the grid
+        q.step.mul_(shrink * (1 + 0.3 * torch.rand_like(q.step)))
+        if q.offset is not None:
+            q.offset.add_(0.37 * q.step)
+    return q
+
+
+def _levels(q: LSQQuantizer, x: torch.Tensor) -> torch.Tensor:
+    s = q.step.detach().abs().reshape((-1,) + (1,) * (x.dim() - 1) if q.channels else ())
+    beta = 0.0 if q.offset is None else q.offset.detach().reshape(s.shape)
+    return (x - beta) / s, s
+
+
+def _off_the_band(q: LSQQuantizer, x: torch.Tensor) -> torch.Tensor:
+    """Move inputs within half a level outside the grid a full level further out."""
+    v, s = _levels(q, x)
+    low = (v < q.q_min) & (v > q.q_min - 0.5)
+    high = (v > q.q_max) & (v < q.q_max + 0.5)
+    return x - low * s + high * s
+
+
+def test_torch_kernels_clip_after_rounding():
+    """Documented difference of torch's learnable kernels: the band (q_max, q_max + 0.5)
+    counts as inside (gradient passes), where LSQ's clamp-then-round clips it."""
+    x = torch.linspace(-1, 1, 201)
+    q = LSQQuantizer(3, mode="signed", init="minmax")
+    q(x)
+    with torch.no_grad():
+        q.step.mul_(0.7)
+    v, _ = _levels(q, x)
+    band = ((v > q.q_max) & (v < q.q_max + 0.5)) | ((v < q.q_min) & (v > q.q_min - 0.5))
+    assert band.any()
+    gy = torch.ones_like(x)
+    y0, gx0, _ = _run(q, x, gy, "reference")
+    y1, gx1, _ = _run(q, x, gy, "torch")
+    assert torch.allclose(y0, y1, atol=1e-6)
+    assert (gx0[band] == 0).all() and (gx1[band] == 1).all()
+    assert torch.equal(gx0[~band] == 0, gx1[~band] == 0)
+
+
+@pytest.mark.parametrize("backend", ["fused", "torch"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("mode", ["signed", "unsigned", "asymmetric"])
+@pytest.mark.parametrize("channels", [None, 5])
+@pytest.mark.parametrize("bits", [2, 4, 8])
+def test_fast_paths_equal_the_reference(backend, dtype, mode, channels, bits):
+    g = torch.Generator().manual_seed(bits * 7 + (channels or 0))
+    x = (torch.randn(5, 3, 4, 6, generator=g) * 2 + (1.0 if mode == "unsigned" else 0.0))
+    x = x.to(dtype)
+    gy = torch.randn(x.shape, generator=g).to(dtype)
+    q = _initialised(mode, channels, bits, x, shrink=0.6)
+    if backend == "torch":  # torch's kernels clip after rounding: keep x off that band
+        x = _off_the_band(q, x)
+    y0, gx0, gp0 = _run(q, x, gy, "reference")
+    y1, gx1, gp1 = _run(q, x, gy, backend)
+    assert y1.dtype == dtype and gx1.dtype == dtype
+    tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-12,
+                                                                        "atol": 1e-12}
+    assert torch.allclose(y1, y0, **tol)
+    assert torch.equal(gx1 == 0, gx0 == 0)  # the same STE mask, exactly
+    assert torch.allclose(gx1, gx0, **tol)  # the reference's gx is (gy * s) / s
+    assert 0 < (gx0 == 0).sum() < gx0.numel()  # some clipped, some inside: a real check
+    for a, b in zip(gp1, gp0):
+        assert a.shape == b.shape
+        assert torch.allclose(a, b, rtol=1e-4 if dtype == torch.float32 else 1e-10, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["auto", "fused", "torch", "reference"])
+def test_double_model_trains_on_every_backend(backend):
+    from bitalloc_torch import quantize_model
+
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(4 * 6 * 6, 2))
+    model = quantize_model(model).double()
+    for m in model.modules():
+        if isinstance(m, LSQQuantizer):
+            m.backend = backend
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    out = model(x)
+    out.sum().backward()
+    assert out.dtype == torch.float64
+    assert model[0].weight.grad.dtype == torch.float64
+    assert model[0].weight_quantizer.step.grad is not None
+    assert torch.isfinite(model[3].input_quantizer.offset.grad).all()
+
+
+def test_fused_path_matches_reference_in_a_double_model():
+    from bitalloc_torch import quantize_model
+
+    torch.manual_seed(4)
+    base = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.GELU(), torch.nn.Linear(8, 3))
+    x = torch.randn(16, 6, dtype=torch.float64)
+    grads = {}
+    for backend in ("reference", "fused"):
+        model = quantize_model(copy.deepcopy(base), bits=4).double()
+        for m in model.modules():
+            if isinstance(m, LSQQuantizer):
+                m.backend = backend
+        model(x).pow(2).sum().backward()
+        grads[backend] = {n: p.grad for n, p in model.named_parameters()}
+    for name, g in grads["reference"].items():
+        assert torch.allclose(grads["fused"][name], g, rtol=1e-10, atol=1e-12), name
+
+
+def test_no_grad_forward_equals_the_graph_forward():
+    x = torch.randn(4, 50)
+    q = _initialised("asymmetric", None, 3, x, shrink=0.7)
+    with torch.no_grad():
+        y0 = q(x)
+    assert torch.allclose(q(x), y0, atol=1e-6)
+
+
+def test_bad_backend():
+    with pytest.raises(ValueError, match="^backend:"):
+        LSQQuantizer(4, backend="cuda")
+    q = LSQQuantizer(4)
+    q.backend = "nope"
+    with pytest.raises(ValueError, match="^backend:"):
+        q(torch.randn(3))
