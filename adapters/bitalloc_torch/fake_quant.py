@@ -15,9 +15,10 @@ with the straight-through estimator, so that (``inside = q_min <= v <= q_max``):
   with a detached residual); the trusted reference, about a dozen elementwise passes
   forward and as many backward.
 - :func:`fake_quantize_fused`: one :class:`torch.autograd.Function` that does the
-  forward in a few in-place passes and saves only the rounding residual and the
-  ``inside`` mask, so the backward is one multiply and one dot product (two sums more
-  for the offset). Works for every floating dtype, per tensor and per channel.
+  forward in five to seven elementwise passes and saves the integer levels, the clamped
+  values and the ``inside`` mask (as 0./1. floats), so the backward is one multiply and
+  two read-only dot products (two sums more for the offset). Works for every floating
+  dtype, per tensor and per channel.
 - :func:`fake_quantize_torch`: torch's fused learnable fake-quant kernels
   (``torch._fake_quantize_learnable_per_tensor_affine`` / ``..._per_channel_affine``),
   zero point 0 with the offset applied as a shift. Their backward takes float32 only,
@@ -76,30 +77,34 @@ def _dot_to(a: torch.Tensor, b: torch.Tensor, like: torch.Tensor) -> torch.Tenso
 
 
 class _LSQFunction(torch.autograd.Function):
-    """Forward in a few in-place passes; backward from the residual and the mask."""
+    """Forward in few passes; backward from the levels, the clamped values and the mask.
+
+    ``dy/ds`` summed against ``gy`` is ``sum(gy * levels) - sum(gx * clamped)`` (inside,
+    ``levels - v``; clipped, the level itself), two read-only dot products.
+    """
 
     @staticmethod
     def forward(ctx, x, s, beta, q_min, q_max):  # noqa: D102 - autograd protocol
-        v = torch.sub(x, beta) if beta is not None else x.clone()
-        v.div_(s)
+        v = torch.sub(x, beta).div_(s) if beta is not None else torch.div(x, s)
         c = v.clamp(q_min, q_max)
-        inside = c == v  # False for NaN, as clamp's own backward
-        torch.round(c, out=v)  # v now holds the integer levels
-        y = v * s
+        # the mask as 0./1. in x's dtype: comparisons into bool and bool-float arithmetic
+        # take the slow, non-vectorised path on CPU (4x a float pass, measured)
+        inside = torch.eq(c, v, out=torch.empty_like(c))  # 0 for NaN, as clamp's backward
+        levels = torch.round(c, out=v)  # reuse v's buffer for the integer levels
+        y = levels * s
         if beta is not None:
             y.add_(beta)
-        # residual for the step gradient: levels - v where inside, the level where clipped
-        c.mul_(inside)
-        torch.sub(v, c, out=c)
-        ctx.save_for_backward(c, inside, s, beta if beta is not None else s)
+        ctx.save_for_backward(levels, c, inside, s, beta if beta is not None else s)
         ctx.has_beta = beta is not None
         return y
 
     @staticmethod
     def backward(ctx, gy):  # noqa: D102 - autograd protocol
-        resid, inside, s, beta = ctx.saved_tensors
+        levels, c, inside, s, beta = ctx.saved_tensors
         gx = gy * inside
-        gs = _dot_to(gy, resid, s) if ctx.needs_input_grad[1] else None
+        gs = None
+        if ctx.needs_input_grad[1]:
+            gs = _dot_to(gy, levels, s) - _dot_to(gx, c, s)
         gb = None
         if ctx.has_beta and ctx.needs_input_grad[2]:
             gb = _sum_to(gy, beta) - _sum_to(gx, beta)
@@ -108,8 +113,8 @@ class _LSQFunction(torch.autograd.Function):
 
 def _fake_quantize_values(x, s, beta, q_min, q_max):
     """Forward values only (no autograd): what every path returns."""
-    v = torch.sub(x, beta) if beta is not None else x.clone()
-    v.div_(s).clamp_(q_min, q_max).round_().mul_(s)
+    v = torch.sub(x, beta).div_(s) if beta is not None else torch.div(x, s)
+    v.clamp_(q_min, q_max).round_().mul_(s)
     return v.add_(beta) if beta is not None else v
 
 
