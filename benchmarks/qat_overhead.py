@@ -3,8 +3,9 @@
 Part ``step`` (issue 12, target: a QAT step with weight AND activation fake quantization
 at most 1.3x the float step): the same model trained in float and as a QAT model
 (``quantize_model``: 8-bit per-channel weights, 8-bit asymmetric activations) on each
-fake-quant backend (``fused``, the default; ``reference``, plain autograd; ``torch``,
-torch's learnable fake-quant kernels), on the MobileNetV2-style net of the demo and a
+fake-quant backend (``native``, what the default ``"auto"`` runs on CPU; ``fused``, its
+eager fallback; ``reference``, plain autograd; ``torch``, torch's learnable fake-quant
+kernels), on the MobileNetV2-style net of the demo and a
 small transformer block. A step is forward, loss, backward and the optimizer steps (SGD
 for weights, Adam 1e-5 for quantizer parameters). The variants run interleaved in
 rounds of a few steps with a rotating order, so load on the shared machine hits all of

@@ -20,7 +20,7 @@ import bitalloc_torch as bt
 from bitalloc_torch.demo.models import TinyMobileNetV2
 
 STEP_TITLE = "# QAT step with weight and activation fake quantization vs float (issue 12)"
-BACKENDS = ("fused", "reference", "torch")
+BACKENDS = ("native", "fused", "reference", "torch")
 TARGET = 1.3
 
 
@@ -128,8 +128,10 @@ def step_report(res: dict) -> str:
                          f"{min(ratios):.2f}-{max(ratios):.2f} | {ok} |")
     lines += ["", "Models: " + "; ".join(f"{n}: {m['desc']} ({m['layers']} quantized layers)"
                                           for n, m in res["models"].items()) + ".",
-              "Backends: `fused` is the default (`LSQQuantizer.backend = \"auto\"`), "
-              "`reference` the plain-autograd LSQ expression (what the quantizer ran before), "
+              "Backends: `native` is what the default `LSQQuantizer.backend = \"auto\"` runs "
+              "on CPU (the compiled one-pass kernel, bitalloc_torch/fake_quant_native.py); "
+              "`fused` the eager autograd Function (auto's fallback without a C compiler); "
+              "`reference` the plain-autograd LSQ expression (what the quantizer ran before); "
               "`torch` torch's `_fake_quantize_learnable_per_*_affine` kernels.",
               "", "Reproduce: `OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.qat_overhead "
               "--part step`.", ""]

@@ -1,4 +1,4 @@
-"""The LSQ fake-quantization kernel behind :class:`~bitalloc_torch.LSQQuantizer`, three ways.
+"""The LSQ fake-quantization kernel behind :class:`~bitalloc_torch.LSQQuantizer`, four ways.
 
 All three compute, for a step ``s > 0`` (already carrying LSQ's gradient scale) and an
 optional float offset ``beta`` (LSQ+), broadcastable against ``x``::
@@ -11,6 +11,9 @@ with the straight-through estimator, so that (``inside = q_min <= v <= q_max``):
     dy/ds    = round(c) - v * inside      (LSQ's step gradient)
     dy/dbeta = 1 - inside
 
+- :func:`fake_quantize_native`: a compiled C loop, one pass forward and one backward
+  (:mod:`bitalloc_torch.fake_quant_native`); CPU float32/float64; what ``"auto"`` picks
+  where it compiles.
 - :func:`fake_quantize_reference`: the textbook expression in plain autograd (round
   with a detached residual); the trusted reference, about a dozen elementwise passes
   forward and as many backward.
@@ -27,18 +30,20 @@ with the straight-through estimator, so that (``inside = q_min <= v <= q_max``):
   gradient ``round(v) - v``) where LSQ clips it; everywhere else they agree with the
   reference (tests/torch/test_bt_quantizers.py). On CPU (torch 2.13, one thread) these
   kernels measured *slower* than the plain reference (benchmarks/results/qat_overhead.md),
-  which is why ``"auto"`` picks the fused path.
+  which is why ``"auto"`` never picks them.
 """
 
 from __future__ import annotations
 
 import torch
 
+from . import fake_quant_native as native
+
 __all__ = ["BACKENDS", "fake_quantize", "fake_quantize_reference", "fake_quantize_fused",
-           "fake_quantize_torch", "round_ste", "grad_scale"]
+           "fake_quantize_torch", "fake_quantize_native", "round_ste", "grad_scale"]
 
 #: Accepted values of ``LSQQuantizer.backend``.
-BACKENDS = ("auto", "fused", "torch", "reference")
+BACKENDS = ("auto", "native", "fused", "torch", "reference")
 
 
 def round_ste(x: torch.Tensor) -> torch.Tensor:
@@ -145,8 +150,17 @@ def fake_quantize_torch(x: torch.Tensor, s: torch.Tensor, beta: torch.Tensor | N
     return y + beta if beta is not None else y
 
 
-_PATHS = {"fused": fake_quantize_fused, "torch": fake_quantize_torch,
-          "reference": fake_quantize_reference}
+def fake_quantize_native(x: torch.Tensor, s: torch.Tensor, beta: torch.Tensor | None,
+                         q_min: int, q_max: int) -> torch.Tensor:
+    """The compiled one-pass CPU kernel (:mod:`bitalloc_torch.fake_quant_native`);
+    tensors it does not take (not CPU float32/float64) use the fused path."""
+    if not native.supports(x):
+        return fake_quantize_fused(x, s, beta, q_min, q_max)
+    return native.fake_quantize_native(x, s, beta, q_min, q_max)
+
+
+_PATHS = {"native": fake_quantize_native, "fused": fake_quantize_fused,
+          "torch": fake_quantize_torch, "reference": fake_quantize_reference}
 
 
 def fake_quantize(x: torch.Tensor, s: torch.Tensor, beta: torch.Tensor | None, q_min: int,
@@ -159,10 +173,12 @@ def fake_quantize(x: torch.Tensor, s: torch.Tensor, beta: torch.Tensor | None, q
         s: positive step, carrying LSQ's gradient scale.
         beta: float offset (asymmetric mode) or ``None``.
         q_min, q_max: integer grid.
-        backend: ``"auto"`` (= ``"fused"``), ``"fused"``, ``"torch"`` or ``"reference"``.
+        backend: ``"auto"`` (``"native"`` for CPU float32/float64 where the kernel
+            compiles, else ``"fused"``), ``"native"``, ``"fused"``, ``"torch"`` or
+            ``"reference"``.
     """
     if backend == "auto":
-        backend = "fused"
+        backend = "native" if native.supports(x) and native.available() else "fused"
     try:
         path = _PATHS[backend]
     except KeyError:

@@ -11,8 +11,9 @@ One class, :class:`LSQQuantizer`, in three modes:
 Every mode has ``2**b`` levels, so the clipping range is ``step * (2**b - 1)``.
 Rounding uses the straight-through estimator and the step gradient is scaled by
 ``1 / sqrt(numel_per_step * q_max)`` as in LSQ. The arithmetic runs in
-:mod:`bitalloc_torch.fake_quant` (a fused autograd kernel by default, the plain-autograd
-reference and torch's learnable fake-quant kernels on request: ``backend=``).
+:mod:`bitalloc_torch.fake_quant` (by default a compiled one-pass CPU kernel, or a fused
+autograd kernel; the plain-autograd reference and torch's learnable fake-quant kernels
+on request: ``backend=``).
 
 Changing ``bits`` keeps the clipping range: ``step <- step * (2**old - 1) / (2**new - 1)``
 and the offset is unchanged, so a reallocation does not shock training.
@@ -115,9 +116,10 @@ class LSQQuantizer(nn.Module):
         #: When False, ``forward`` returns its input unchanged (float pass-through).
         self.enabled = True
         #: Fake-quant kernel, one of :data:`~bitalloc_torch.fake_quant.BACKENDS`: ``"auto"``
-        #: (the fused autograd kernel), ``"fused"``, ``"torch"`` (torch's learnable
-        #: fake-quant kernels, float32) or ``"reference"`` (plain autograd); same values
-        #: and gradients within float rounding.
+        #: (the compiled one-pass CPU kernel where it builds, else the fused autograd
+        #: kernel), ``"native"``, ``"fused"``, ``"torch"`` (torch's learnable fake-quant
+        #: kernels) or ``"reference"`` (plain autograd); same values and gradients within
+        #: float rounding (``"torch"``: see :mod:`bitalloc_torch.fake_quant`).
         self.backend = check_backend(backend)
         self._calib: dict[str, Any] | None = None
 

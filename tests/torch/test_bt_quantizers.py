@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 
-from bitalloc_torch import LSQQuantizer
+from bitalloc_torch import LSQQuantizer, fake_quant_native
 
 torch.manual_seed(0)
 
@@ -185,12 +185,14 @@ def test_torch_kernels_clip_after_rounding():
     assert torch.equal(gx0[~band] == 0, gx1[~band] == 0)
 
 
-@pytest.mark.parametrize("backend", ["fused", "torch"])
+@pytest.mark.parametrize("backend", ["native", "fused", "torch"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("mode", ["signed", "unsigned", "asymmetric"])
 @pytest.mark.parametrize("channels", [None, 5])
 @pytest.mark.parametrize("bits", [2, 4, 8])
 def test_fast_paths_equal_the_reference(backend, dtype, mode, channels, bits):
+    if backend == "native" and not fake_quant_native.available():
+        pytest.skip(f"native kernel unavailable: {fake_quant_native.build_error()}")
     g = torch.Generator().manual_seed(bits * 7 + (channels or 0))
     x = (torch.randn(5, 3, 4, 6, generator=g) * 2 + (1.0 if mode == "unsigned" else 0.0))
     x = x.to(dtype)
@@ -212,8 +214,10 @@ def test_fast_paths_equal_the_reference(backend, dtype, mode, channels, bits):
         assert torch.allclose(a, b, rtol=1e-4 if dtype == torch.float32 else 1e-10, atol=1e-6)
 
 
-@pytest.mark.parametrize("backend", ["auto", "fused", "torch", "reference"])
+@pytest.mark.parametrize("backend", ["auto", "native", "fused", "torch", "reference"])
 def test_double_model_trains_on_every_backend(backend):
+    if backend == "native" and not fake_quant_native.available():
+        pytest.skip(f"native kernel unavailable: {fake_quant_native.build_error()}")
     from bitalloc_torch import quantize_model
 
     torch.manual_seed(3)
@@ -239,7 +243,7 @@ def test_fused_path_matches_reference_in_a_double_model():
     base = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.GELU(), torch.nn.Linear(8, 3))
     x = torch.randn(16, 6, dtype=torch.float64)
     grads = {}
-    for backend in ("reference", "fused"):
+    for backend in ("reference", "fused", "auto"):
         model = quantize_model(copy.deepcopy(base), bits=4).double()
         for m in model.modules():
             if isinstance(m, LSQQuantizer):
@@ -247,7 +251,8 @@ def test_fused_path_matches_reference_in_a_double_model():
         model(x).pow(2).sum().backward()
         grads[backend] = {n: p.grad for n, p in model.named_parameters()}
     for name, g in grads["reference"].items():
-        assert torch.allclose(grads["fused"][name], g, rtol=1e-10, atol=1e-12), name
+        for other in ("fused", "auto"):
+            assert torch.allclose(grads[other][name], g, rtol=1e-10, atol=1e-12), (other, name)
 
 
 def test_no_grad_forward_equals_the_graph_forward():
@@ -265,3 +270,38 @@ def test_bad_backend():
     q.backend = "nope"
     with pytest.raises(ValueError, match="^backend:"):
         q(torch.randn(3))
+
+
+@pytest.mark.parametrize("backend", ["auto", "native"])
+def test_non_contiguous_and_half_inputs(backend):
+    x = torch.randn(6, 8, 5, 5).permute(0, 2, 3, 1)  # not contiguous
+    q = _initialised("asymmetric", None, 4, x, shrink=0.7)
+    gy = torch.randn(x.shape)
+    y0, gx0, gp0 = _run(q, x, gy, "reference")
+    y1, gx1, gp1 = _run(q, x, gy, backend)
+    assert torch.allclose(y0, y1, atol=1e-5) and torch.allclose(gx0, gx1, atol=1e-5)
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in zip(gp0, gp1))
+    qh = copy.deepcopy(q).to(torch.bfloat16)  # no native kernel for bfloat16: eager path
+    qh.backend = backend
+    assert qh(x.to(torch.bfloat16)).dtype == torch.bfloat16
+
+
+def test_native_kernel_builds_fresh_and_can_be_disabled(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    code = ("import torch; from bitalloc_torch import fake_quant_native as n, LSQQuantizer;"
+            "ok = n.available(); q = LSQQuantizer(4, mode='unsigned');"
+            "y = q(torch.rand(100, requires_grad=True)); y.sum().backward();"
+            "print(ok, q.step.grad is not None)")
+    env = dict(os.environ, BITALLOC_CACHE=str(tmp_path / "cache"))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    if out.stdout.split()[0] == "True":
+        assert list((tmp_path / "cache").glob("lsq-*.so"))
+    assert out.stdout.split()[1] == "True"
+    env["BITALLOC_NATIVE"] = "0"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True"]  # disabled: the eager path trains
