@@ -139,9 +139,10 @@ def _highs(inst: dict, time_limit: float, options: dict):
             LinearConstraint(a, -np.inf, np.asarray(inst["limits"], dtype=float))]
     res = milp(c, integrality=np.ones(n), bounds=Bounds(0, 1), constraints=cons,
                options=dict(options, time_limit=time_limit))
+    word = f"status {res.status}: {res.message.split('(')[-1].rstrip(')')}"
     if res.x is None:
-        return None, f"status {res.status}: {res.message}", False
-    return _decode(res.x, sizes, start), f"status {res.status}: {res.message}", res.status == 0
+        return None, word, False
+    return _decode(res.x, sizes, start), word, res.status == 0
 
 
 def highs(inst: dict, time_limit: float):

@@ -39,8 +39,9 @@ import torch
 
 from . import fake_quant_native as native
 
-__all__ = ["BACKENDS", "fake_quantize", "fake_quantize_reference", "fake_quantize_fused",
-           "fake_quantize_torch", "fake_quantize_native", "round_ste", "grad_scale"]
+__all__ = ["BACKENDS", "lsq_fake_quantize", "fake_quantize", "fake_quantize_reference",
+           "fake_quantize_fused", "fake_quantize_torch", "fake_quantize_native", "resolve",
+           "round_ste", "grad_scale"]
 
 #: Accepted values of ``LSQQuantizer.backend``.
 BACKENDS = ("auto", "native", "fused", "torch", "reference")
@@ -163,6 +164,35 @@ _PATHS = {"native": fake_quantize_native, "fused": fake_quantize_fused,
           "torch": fake_quantize_torch, "reference": fake_quantize_reference}
 
 
+def resolve(backend: str, x: torch.Tensor) -> str:
+    """The path ``backend`` runs for ``x``: ``"auto"`` is ``"native"`` where the kernel
+    is available and takes ``x`` (CPU float32/float64), else ``"fused"``."""
+    if backend == "auto":
+        return "native" if native.supports(x) and native.available() else "fused"
+    if backend not in _PATHS:
+        raise ValueError(f"backend: must be one of {BACKENDS}, got {backend!r}")
+    return backend
+
+
+def lsq_fake_quantize(x: torch.Tensor, step: torch.Tensor, offset: torch.Tensor | None,
+                      g: float, q_min: int, q_max: int, backend: str = "auto",
+                      tiny: float = 1e-12) -> torch.Tensor:
+    """A whole LSQ quantizer from its raw parameters (what ``LSQQuantizer.forward`` runs).
+
+    The step used is ``max(|step|, tiny)`` with LSQ's gradient scale ``g`` on the step and
+    the offset; per-channel parameters (more than one value) lie along axis 0 of ``x``.
+    On the native path all of it happens in one autograd node; elsewhere the step and
+    offset go through :func:`grad_scale` and then :func:`fake_quantize`.
+    """
+    path = resolve(backend, x)
+    if path == "native" and native.supports(x) and step.device.type == "cpu":
+        return native.lsq_native(x, step, offset, g, q_min, q_max, tiny)
+    shape = (-1,) + (1,) * (x.dim() - 1) if step.numel() > 1 else step.shape
+    s = grad_scale(step, g).abs().clamp_min(tiny).reshape(shape).to(x.dtype)
+    beta = None if offset is None else grad_scale(offset, g).reshape(shape).to(x.dtype)
+    return fake_quantize(x, s, beta, q_min, q_max, path if path != "native" else "fused")
+
+
 def fake_quantize(x: torch.Tensor, s: torch.Tensor, beta: torch.Tensor | None, q_min: int,
                   q_max: int, backend: str = "auto") -> torch.Tensor:
     """LSQ fake quantization of ``x`` on ``backend`` (one of :data:`BACKENDS`).
@@ -177,12 +207,7 @@ def fake_quantize(x: torch.Tensor, s: torch.Tensor, beta: torch.Tensor | None, q
             compiles, else ``"fused"``), ``"native"``, ``"fused"``, ``"torch"`` or
             ``"reference"``.
     """
-    if backend == "auto":
-        backend = "native" if native.supports(x) and native.available() else "fused"
-    try:
-        path = _PATHS[backend]
-    except KeyError:
-        raise ValueError(f"backend: must be one of {BACKENDS}, got {backend!r}") from None
+    path = _PATHS[resolve(backend, x)]
     if not (x.is_floating_point() and s.is_floating_point()):
         raise ValueError(f"x: must be a floating-point tensor, got {x.dtype}")
     return path(x, s, beta, q_min, q_max)

@@ -8,7 +8,7 @@ once into a shared library cached under ``$BITALLOC_CACHE`` (default
 ``~/.cache/bitalloc``, keyed by the source's hash) and calls it through :mod:`ctypes` on
 the tensors' memory. Forward reads ``x`` and writes ``y``; backward reads ``x`` and the
 incoming gradient, writes the input gradient and accumulates the step and offset
-gradients in the same loop (in blocks of 2048 in the tensor's dtype, the blocks in
+gradients in the same loop (in blocks of 4096 in the tensor's dtype, the blocks in
 double), with OpenMP over the tensor when torch runs
 several threads.
 
@@ -29,9 +29,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
-__all__ = ["available", "load", "fake_quantize_native", "build_error"]
+__all__ = ["available", "load", "fake_quantize_native", "lsq_native", "build_error"]
 
 _SOURCE = r"""
 #include <stdint.h>
@@ -40,46 +41,75 @@ _SOURCE = r"""
    |k| < 2**22 (float) / 2**51 (double), and k is clamped to a grid of at most 2**16. */
 #define MAGIC_float 12582912.0f
 #define MAGIC_double 6755399441055744.0
-#define BLOCK 2048
+#define BLOCK 4096
 #define LSQ_KERNELS(T, NAME)                                                              \
+static void fwd_span_##NAME(const T* px, T* py, int64_t n, T ss, T bb, T l, T h) {       \
+  const T m = (T)MAGIC_##T;                                                               \
+  _Pragma("omp simd")                                                                     \
+  for (int64_t i = 0; i < n; ++i) {                                                       \
+    T v = (px[i] - bb) / ss;                                                              \
+    T k = v < l ? l : (v > h ? h : v);                                                    \
+    py[i] = ((k + m) - m) * ss + bb;                                                      \
+  }                                                                                       \
+}                                                                                         \
+static void bwd_span_##NAME(const T* px, const T* pg, T* po, int64_t n, T ss, T bb, T l, \
+                            T h, double* as, double* ab) {                                \
+  const T m = (T)MAGIC_##T;                                                               \
+  T fs = 0, fb = 0;                                                                       \
+  _Pragma("omp simd reduction(+:fs, fb)")                                                 \
+  for (int64_t i = 0; i < n; ++i) {                                                       \
+    T v = (px[i] - bb) / ss;                                                              \
+    T k = v < l ? l : (v > h ? h : v);                                                    \
+    T in = (T)((v >= l) & (v <= h));                                                      \
+    T q = (k + m) - m;                                                                    \
+    T gi = pg[i];                                                                         \
+    T gin = gi * in;                                                                      \
+    po[i] = gin;                                                                          \
+    fs += gi * q - gin * v;                                                               \
+    fb += gi - gin;                                                                       \
+  }                                                                                       \
+  *as += (double)fs; *ab += (double)fb;                                                   \
+}                                                                                         \
 void lsq_fwd_##NAME(const T* x, T* y, int64_t channels, int64_t inner, const double* s, \
                     const double* b, double lo, double hi, int nt) {                      \
+  const int64_t blocks = (inner + BLOCK - 1) / BLOCK;                                     \
   for (int64_t c = 0; c < channels; ++c) {                                                \
-    const T ss = (T)s[c], bb = (T)b[c], l = (T)lo, h = (T)hi, m = (T)MAGIC_##T;           \
+    const T ss = (T)s[c], bb = (T)b[c];                                                   \
     const T* px = x + c * inner; T* py = y + c * inner;                                   \
-    _Pragma("omp parallel for simd if(parallel: nt > 1) num_threads(nt)")               \
-    for (int64_t i = 0; i < inner; ++i) {                                                 \
-      T v = (px[i] - bb) / ss;                                                            \
-      T k = v < l ? l : (v > h ? h : v);                                                  \
-      py[i] = ((k + m) - m) * ss + bb;                                                    \
+    if (nt > 1 && blocks > 1) {                                                           \
+      _Pragma("omp parallel for num_threads(nt)")                                         \
+      for (int64_t k = 0; k < blocks; ++k) {                                              \
+        const int64_t i0 = k * BLOCK, n = inner - i0 < BLOCK ? inner - i0 : BLOCK;        \
+        fwd_span_##NAME(px + i0, py + i0, n, ss, bb, (T)lo, (T)hi);                       \
+      }                                                                                   \
+    } else {                                                                              \
+      fwd_span_##NAME(px, py, inner, ss, bb, (T)lo, (T)hi);                               \
     }                                                                                     \
   }                                                                                       \
 }                                                                                         \
 void lsq_bwd_##NAME(const T* x, const T* g, T* gx, int64_t channels, int64_t inner,      \
                     const double* s, const double* b, double lo, double hi, double* ds,   \
                     double* db, int nt) {                                                 \
+  const int64_t blocks = (inner + BLOCK - 1) / BLOCK;                                     \
   for (int64_t c = 0; c < channels; ++c) {                                                \
-    const T ss = (T)s[c], bb = (T)b[c], l = (T)lo, h = (T)hi, m = (T)MAGIC_##T;           \
-    const T* px = x + c * inner; const T* pg = g + c * inner; T* po = gx + c * inner;     \
-    const int64_t blocks = (inner + BLOCK - 1) / BLOCK;                                   \
+    const T ss = (T)s[c], bb = (T)b[c];                                                   \
+    const int64_t o = c * inner;                                                          \
     double as = 0.0, ab = 0.0;                                                            \
-    _Pragma("omp parallel for reduction(+:as, ab) if(nt > 1) num_threads(nt)")           \
-    for (int64_t blk = 0; blk < blocks; ++blk) {                                          \
-      const int64_t i0 = blk * BLOCK, i1 = i0 + BLOCK < inner ? i0 + BLOCK : inner;       \
-      T fs = 0, fb = 0;                                                                   \
-      _Pragma("omp simd reduction(+:fs, fb)")                                             \
-      for (int64_t i = i0; i < i1; ++i) {                                                 \
-        T v = (px[i] - bb) / ss;                                                          \
-        T k = v < l ? l : (v > h ? h : v);                                                \
-        T in = (T)((v >= l) & (v <= h));                                                  \
-        T q = (k + m) - m;                                                                \
-        T gi = pg[i];                                                                     \
-        T gin = gi * in;                                                                  \
-        po[i] = gin;                                                                      \
-        fs += gi * q - gin * v;                                                           \
-        fb += gi - gin;                                                                   \
+    if (nt > 1 && blocks > 1) {                                                           \
+      _Pragma("omp parallel for reduction(+:as, ab) num_threads(nt)")                     \
+      for (int64_t k = 0; k < blocks; ++k) {                                              \
+        const int64_t i0 = o + k * BLOCK, n = inner - k * BLOCK < BLOCK ?                 \
+                           inner - k * BLOCK : BLOCK;                                     \
+        double ps = 0.0, pb = 0.0;                                                        \
+        bwd_span_##NAME(x + i0, g + i0, gx + i0, n, ss, bb, (T)lo, (T)hi, &ps, &pb);      \
+        as += ps; ab += pb;                                                               \
       }                                                                                   \
-      as += (double)fs; ab += (double)fb;                                                 \
+    } else {                                                                              \
+      for (int64_t k = 0; k < blocks; ++k) {                                              \
+        const int64_t i0 = o + k * BLOCK, n = inner - k * BLOCK < BLOCK ?                 \
+                           inner - k * BLOCK : BLOCK;                                     \
+        bwd_span_##NAME(x + i0, g + i0, gx + i0, n, ss, bb, (T)lo, (T)hi, &as, &ab);      \
+      }                                                                                   \
     }                                                                                     \
     ds[c] = as; db[c] = ab;                                                               \
   }                                                                                       \
@@ -207,3 +237,66 @@ def fake_quantize_native(x: torch.Tensor, s: torch.Tensor, beta: torch.Tensor | 
     if load() is None:
         raise RuntimeError(f"backend: the native kernel is unavailable ({build_error()})")
     return _NativeLSQ.apply(x, s, beta, q_min, q_max)
+
+
+def _ptr(a: np.ndarray) -> ctypes.c_void_p:
+    return ctypes.c_void_p(a.ctypes.data)
+
+
+class _NativeLSQParams(torch.autograd.Function):
+    """The whole LSQ quantizer in one Function: the step's ``|.|``, its floor and LSQ's
+    gradient scale are applied here on the host (numpy, a few values), not as a chain of
+    small autograd ops per call."""
+
+    @staticmethod
+    def forward(ctx, x, step, offset, g, q_min, q_max, tiny):  # noqa: D102
+        lib, x = load(), x.contiguous()
+        st = step.detach().reshape(-1).numpy().astype(np.float64)
+        s = np.maximum(np.abs(st), tiny)
+        b = (np.zeros_like(s) if offset is None else
+             np.broadcast_to(offset.detach().reshape(-1).numpy(), s.shape).astype(np.float64))
+        channels = s.size
+        nt = torch.get_num_threads() if x.numel() >= _PARALLEL_MIN else 1
+        y = torch.empty_like(x)
+        fwd = lib.lsq_fwd_f32 if x.dtype == torch.float32 else lib.lsq_fwd_f64
+        fwd(_p(x), _p(y), channels, x.numel() // channels, _ptr(s), _ptr(b), float(q_min),
+            float(q_max), nt)
+        ctx.save_for_backward(x)
+        ctx.host = (st, s, b, float(g), float(q_min), float(q_max), tiny, nt)
+        ctx.meta = (step.dtype, step.shape, None if offset is None else
+                    (offset.dtype, offset.shape))
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):  # noqa: D102
+        (x,) = ctx.saved_tensors
+        st, s, b, g, lo, hi, tiny, nt = ctx.host
+        gy = gy.contiguous()
+        gx = torch.empty_like(x)
+        ds, db = np.empty_like(s), np.empty_like(s)
+        bwd = load().lsq_bwd_f32 if x.dtype == torch.float32 else load().lsq_bwd_f64
+        bwd(_p(x), _p(gy), _p(gx), s.size, x.numel() // s.size, _ptr(s), _ptr(b), lo, hi,
+            _ptr(ds), _ptr(db), nt)
+        # d|max(|step|, tiny)|/dstep, times LSQ's scale g (as grad_scale/abs/clamp_min do)
+        gstep = ds * g * np.sign(st) * (np.abs(st) >= tiny)
+        dtype, shape = ctx.meta[0], ctx.meta[1]
+        gs = torch.from_numpy(gstep).to(dtype).reshape(shape)
+        gb = None
+        if ctx.meta[2] is not None:
+            gb = torch.from_numpy(db * g).to(ctx.meta[2][0]).reshape(ctx.meta[2][1])
+        return (gx if ctx.needs_input_grad[0] else None), gs, gb, None, None, None, None
+
+
+def lsq_native(x: torch.Tensor, step: torch.Tensor, offset: torch.Tensor | None, g: float,
+               q_min: int, q_max: int, tiny: float) -> torch.Tensor:
+    """A whole LSQ quantizer on the compiled kernel, from its raw parameters.
+
+    Same as ``fake_quantize(x, max(|grad_scale(step, g)|, tiny), grad_scale(offset, g))``
+    with per-channel parameters along axis 0 of ``x``; ``step`` and ``offset`` on the CPU.
+    """
+    if load() is None:
+        raise RuntimeError(f"backend: the native kernel is unavailable ({build_error()})")
+    if step.numel() > 1 and (x.dim() == 0 or x.shape[0] != step.numel()):
+        raise ValueError(f"x: expected {step.numel()} channels on axis 0, got shape "
+                         f"{tuple(x.shape)}")
+    return _NativeLSQParams.apply(x, step, offset, g, q_min, q_max, tiny)

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .fake_quant import BACKENDS, fake_quantize, grad_scale, round_ste
+from .fake_quant import BACKENDS, grad_scale, lsq_fake_quantize, round_ste
 
 __all__ = ["LSQQuantizer", "MODES", "INIT_METHODS"]
 
@@ -194,11 +194,8 @@ class LSQQuantizer(nn.Module):
             self._ready = True
         per_step = x.numel() // (self.channels or 1)
         g = 1.0 / math.sqrt(max(per_step, 1) * max(self.q_max, 1))
-        s = self._view(_grad_scale(self.step, g).abs().clamp_min(_TINY), x).to(x.dtype)
-        beta = None
-        if self.offset is not None:
-            beta = self._view(_grad_scale(self.offset, g), x).to(x.dtype)
-        return fake_quantize(x, s, beta, self.q_min, self.q_max, self.backend)
+        return lsq_fake_quantize(x, self.step, self.offset, g, self.q_min, self.q_max,
+                                 self.backend, _TINY)
 
     # -- initialisation ------------------------------------------------------------------
     def _rows(self, x: torch.Tensor) -> torch.Tensor:

@@ -305,3 +305,13 @@ def test_native_kernel_builds_fresh_and_can_be_disabled(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "True"]  # disabled: the eager path trains
+
+
+def test_channel_mismatch_after_initialisation_names_x():
+    q = LSQQuantizer(4, mode="signed", channels=3)
+    q(torch.randn(3, 5))
+    q.backend = "native"
+    if not fake_quant_native.available():
+        pytest.skip("native kernel unavailable")
+    with pytest.raises(ValueError, match="^x: expected 3 channels"):
+        q(torch.randn(4, 5))
