@@ -38,6 +38,7 @@ from __future__ import annotations
 import torch
 
 from . import fake_quant_native as native
+from .fake_quant_native import differentiable_grads
 
 __all__ = ["BACKENDS", "lsq_fake_quantize", "fake_quantize", "fake_quantize_reference",
            "fake_quantize_fused", "fake_quantize_torch", "fake_quantize_native", "resolve",
@@ -100,13 +101,18 @@ class _LSQFunction(torch.autograd.Function):
         y = levels * s
         if beta is not None:
             y.add_(beta)
-        ctx.save_for_backward(levels, c, inside, s, beta if beta is not None else s)
-        ctx.has_beta = beta is not None
+        ctx.save_for_backward(levels, c, inside, s, beta if beta is not None else s, x)
+        ctx.has_beta, ctx.grid = beta is not None, (q_min, q_max)
         return y
 
     @staticmethod
     def backward(ctx, gy):  # noqa: D102 - autograd protocol
-        levels, c, inside, s, beta = ctx.saved_tensors
+        levels, c, inside, s, beta, x = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: differentiate the reference
+            b = beta if ctx.has_beta else None
+            gx, gs, gb = differentiable_grads(
+                lambda x_, s_, b_: fake_quantize_reference(x_, s_, b_, *ctx.grid), (x, s, b), gy)
+            return gx, gs, gb, None, None
         gx = gy * inside
         gs = None
         if ctx.needs_input_grad[1]:
@@ -186,11 +192,15 @@ def lsq_fake_quantize(x: torch.Tensor, step: torch.Tensor, offset: torch.Tensor 
     """
     path = resolve(backend, x)
     if path == "native" and native.supports(x) and step.device.type == "cpu":
-        return native.lsq_native(x, step, offset, g, q_min, q_max, tiny)
+        return native.lsq_native(x, step, offset, g, q_min, q_max, tiny, _lsq_reference)
     shape = (-1,) + (1,) * (x.dim() - 1) if step.numel() > 1 else step.shape
     s = grad_scale(step, g).abs().clamp_min(tiny).reshape(shape).to(x.dtype)
     beta = None if offset is None else grad_scale(offset, g).reshape(shape).to(x.dtype)
     return fake_quantize(x, s, beta, q_min, q_max, path if path != "native" else "fused")
+
+
+def _lsq_reference(x, step, offset, g, q_min, q_max, tiny):
+    return lsq_fake_quantize(x, step, offset, g, q_min, q_max, "reference", tiny)
 
 
 def fake_quantize(x: torch.Tensor, s: torch.Tensor, beta: torch.Tensor | None, q_min: int,

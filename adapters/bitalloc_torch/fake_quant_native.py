@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["available", "load", "fake_quantize_native", "lsq_native", "build_error"]
+__all__ = ["available", "load", "fake_quantize_native", "lsq_native", "build_error",
+           "differentiable_grads"]
 
 _SOURCE = r"""
 #include <stdint.h>
@@ -239,6 +240,26 @@ def fake_quantize_native(x: torch.Tensor, s: torch.Tensor, beta: torch.Tensor | 
     return _NativeLSQ.apply(x, s, beta, q_min, q_max)
 
 
+def differentiable_grads(fn, inputs, gy):
+    """Gradients of ``fn(*inputs)`` against ``gy`` *with* a graph, by recomputing ``fn``.
+
+    The fast kernels' backward is not itself differentiable; when autograd asks for a
+    graph (``create_graph=True``: Hessian-vector products, Hutchinson), their backward
+    calls this with the reference expression, so higher-order gradients are exactly the
+    reference's. Returns one entry per input (None where it needs no gradient).
+    """
+    need = [i for i, t in enumerate(inputs) if isinstance(t, torch.Tensor) and t.requires_grad]
+    out = [None] * len(inputs)
+    with torch.enable_grad():
+        y = fn(*inputs)
+        got = torch.autograd.grad(y, [inputs[i] for i in need], gy, create_graph=True,
+                                  allow_unused=True)
+    for i, g in zip(need, got):
+        out[i] = g
+    return out
+
+
+
 def _ptr(a: np.ndarray) -> ctypes.c_void_p:
     return ctypes.c_void_p(a.ctypes.data)
 
@@ -249,7 +270,7 @@ class _NativeLSQParams(torch.autograd.Function):
     small autograd ops per call."""
 
     @staticmethod
-    def forward(ctx, x, step, offset, g, q_min, q_max, tiny):  # noqa: D102
+    def forward(ctx, x, step, offset, g, q_min, q_max, tiny, reference):  # noqa: D102
         lib, x = load(), x.contiguous()
         st = step.detach().reshape(-1).numpy().astype(np.float64)
         s = np.maximum(np.abs(st), tiny)
@@ -261,7 +282,8 @@ class _NativeLSQParams(torch.autograd.Function):
         fwd = lib.lsq_fwd_f32 if x.dtype == torch.float32 else lib.lsq_fwd_f64
         fwd(_p(x), _p(y), channels, x.numel() // channels, _ptr(s), _ptr(b), float(q_min),
             float(q_max), nt)
-        ctx.save_for_backward(x)
+        ctx.save_for_backward(x, step, offset if offset is not None else step)
+        ctx.args = (offset is not None, g, q_min, q_max, tiny, reference)
         ctx.host = (st, s, b, float(g), float(q_min), float(q_max), tiny, nt)
         ctx.meta = (step.dtype, step.shape, None if offset is None else
                     (offset.dtype, offset.shape))
@@ -269,7 +291,13 @@ class _NativeLSQParams(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, gy):  # noqa: D102
-        (x,) = ctx.saved_tensors
+        x, step, offset = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: differentiate the reference
+            has_offset, g, q_min, q_max, tiny, reference = ctx.args
+            grads = differentiable_grads(
+                lambda x_, s_, o_: reference(x_, s_, o_, g, q_min, q_max, tiny),
+                (x, step, offset if has_offset else None), gy)
+            return (*grads, None, None, None, None, None)
         st, s, b, g, lo, hi, tiny, nt = ctx.host
         gy = gy.contiguous()
         gx = torch.empty_like(x)
@@ -284,19 +312,21 @@ class _NativeLSQParams(torch.autograd.Function):
         gb = None
         if ctx.meta[2] is not None:
             gb = torch.from_numpy(db * g).to(ctx.meta[2][0]).reshape(ctx.meta[2][1])
-        return (gx if ctx.needs_input_grad[0] else None), gs, gb, None, None, None, None
+        return (gx if ctx.needs_input_grad[0] else None), gs, gb, None, None, None, None, None
 
 
 def lsq_native(x: torch.Tensor, step: torch.Tensor, offset: torch.Tensor | None, g: float,
-               q_min: int, q_max: int, tiny: float) -> torch.Tensor:
+               q_min: int, q_max: int, tiny: float, reference) -> torch.Tensor:
     """A whole LSQ quantizer on the compiled kernel, from its raw parameters.
 
     Same as ``fake_quantize(x, max(|grad_scale(step, g)|, tiny), grad_scale(offset, g))``
     with per-channel parameters along axis 0 of ``x``; ``step`` and ``offset`` on the CPU.
+    ``reference(x, step, offset, g, q_min, q_max, tiny)`` is the same quantizer in plain
+    autograd, differentiated instead when a backward asks for a graph.
     """
     if load() is None:
         raise RuntimeError(f"backend: the native kernel is unavailable ({build_error()})")
     if step.numel() > 1 and (x.dim() == 0 or x.shape[0] != step.numel()):
         raise ValueError(f"x: expected {step.numel()} channels on axis 0, got shape "
                          f"{tuple(x.shape)}")
-    return _NativeLSQParams.apply(x, step, offset, g, q_min, q_max, tiny)
+    return _NativeLSQParams.apply(x, step, offset, g, q_min, q_max, tiny, reference)

@@ -315,3 +315,22 @@ def test_channel_mismatch_after_initialisation_names_x():
         pytest.skip("native kernel unavailable")
     with pytest.raises(ValueError, match="^x: expected 3 channels"):
         q(torch.randn(4, 5))
+
+
+@pytest.mark.parametrize("backend", ["auto", "native", "fused"])
+def test_double_backward_equals_the_reference(backend):
+    if backend == "native" and not fake_quant_native.available():
+        pytest.skip("native kernel unavailable")
+    x = torch.randn(4, 30, dtype=torch.float64)
+    q = _initialised("asymmetric", None, 3, x, shrink=0.7)
+    w = torch.randn(4, 30, dtype=torch.float64)
+
+    def hvp(name):
+        q.backend = name
+        xr = x.clone().requires_grad_(True)
+        loss = (q(xr) * w).pow(2).sum()
+        gx, gs = torch.autograd.grad(loss, [xr, q.step], create_graph=True)
+        return torch.autograd.grad(gx.sum() + gs, [q.step, q.offset])
+
+    for a, b in zip(hvp(backend), hvp("reference")):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-12)
