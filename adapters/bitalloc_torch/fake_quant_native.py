@@ -24,6 +24,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import platform
 import shutil
 import subprocess
 import tempfile
@@ -156,7 +157,7 @@ def load() -> ctypes.CDLL | None:
         _STATE["error"] = "disabled by BITALLOC_NATIVE=0"
         return None
     key = hashlib.sha256(_SOURCE.encode()).hexdigest()[:16]
-    target = _cache_dir() / f"lsq-{key}-{os.uname().machine}.so"
+    target = _cache_dir() / f"lsq-{key}-{platform.machine() or 'cpu'}.so"
     try:
         if not target.exists():
             _build(target)

@@ -334,3 +334,20 @@ def test_double_backward_equals_the_reference(backend):
 
     for a, b in zip(hvp(backend), hvp("reference")):
         assert torch.allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_native_multithreaded_path_equals_the_reference():
+    if not fake_quant_native.available():
+        pytest.skip("native kernel unavailable")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        x = torch.randn(3, 70000)  # above the size where the kernel splits the loop
+        q = _initialised("asymmetric", None, 4, x, shrink=0.6)
+        gy = torch.randn(x.shape)
+        y0, gx0, gp0 = _run(q, x, gy, "reference")
+        y1, gx1, gp1 = _run(q, x, gy, "native")
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.allclose(y0, y1, atol=1e-5) and torch.equal(gx0 == 0, gx1 == 0)
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-4) for a, b in zip(gp0, gp1))
