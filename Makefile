@@ -32,7 +32,7 @@ bench: $(STAMP)
 # (it only imports here without torch); AutoRound with the CPU torch pin.
 PEERS := .venvs-peers
 PEER_PKGS_modelopt  := nvidia-modelopt==0.47.0 requests huggingface_hub
-PEER_PKGS_mct       := model-compression-toolkit
+PEER_PKGS_mct       := model-compression-toolkit==2.6.1
 PEER_PKGS_autoround := auto-round==0.16.1
 
 $(PEERS)/%/.installed: constraints.txt Makefile
