@@ -1,6 +1,9 @@
 """Solver benchmark: every method against the PuLP/CBC baseline other tools use.
 
 Run ``python -m benchmarks.solvers`` (about 12 minutes) or ``--quick`` (under 2).
+``--peers`` runs the peers' own allocators instead (ModelOpt, MCT, AutoRound, PuLP/CBC,
+HiGHS, each in its own venv: :mod:`benchmarks.peers`, ``make bench-peers``; about 15
+minutes), writing ``peers.md``, ``peers.json`` and ``peers.png``.
 Writes ``benchmarks/results/solvers.md``, ``solvers.json`` and ``solvers.png``
 (log-log seconds against groups) unless ``--out`` says elsewhere.
 

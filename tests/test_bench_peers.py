@@ -89,3 +89,20 @@ def test_each_peer_in_its_venv(tmp_path, solver):
     assert res[path]["choice"] is not None, res[path]["status"]
     assert row["violations"] == []
     assert abs(row["excess"]) <= 1e-9  # each is exact on 10 groups
+
+
+def test_main_writes_table_json_and_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    code = peers.main(tmp_path, quick=True, solvers=["highs", "highs_default"], sizes_cap=40)
+    assert code == 0
+    md = (tmp_path / "peers.md").read_text()
+    data = json.loads((tmp_path / "peers.json").read_text())
+    assert (tmp_path / "peers.png").stat().st_size > 1000
+    assert "| case | constraints | N | solver |" in md and "False-optimal claims:" in md
+    solvers = {r["solver"] for r in data["rows"]}
+    assert solvers == {"bitalloc auto", "bitalloc exact", "highs", "highs_default"}
+    assert {r["case"] for r in data["rows"]} >= {"layers", "file:resnet18_fit"}
+    for r in data["rows"]:
+        assert r["optimum_status"] == "optimal"
+        if r["solver"] == "highs":  # run to a proven optimum: never above it
+            assert abs(r["excess"]) <= 1e-9 and not r["violations"]
