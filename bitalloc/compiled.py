@@ -1,13 +1,23 @@
-"""The merged array form every solver works on: ties collapsed into one group each.
+"""The merged, normalised array form every solver works on.
 
 A tie is the same as one merged group: its errors and costs are the sums over its
 members and its allowed bitwidths are the intersection of theirs. Solvers pick one
 option index per merged group (``choice``, shape ``(M,)``); :meth:`Compiled.expand`
 maps that back to one bitwidth per original group.
+
+Scale lives here and nowhere else: each constraint's costs and limit are divided
+by a power of two ``scales[c] >= max(|limit|, sum_m max_k |cost|)`` (exact: no
+rounding), and the errors by a power of two ``e_scale`` covering their total, so
+every solver, the reachability pre-check and pareto see budgets of size about 1
+and use the one tolerance :data:`bitalloc.numeric.TOL`. A bound found on the
+compiled form is multiplied by ``e_scale`` to be a bound on the problem.
+
+:func:`compile_problem` is a pure function of the (immutable) problem.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -15,29 +25,40 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from .constraints import FEAS_RTOL
 from .errors import InfeasibleError
+from .numeric import TOL
 
 if TYPE_CHECKING:  # pragma: no cover
     from .problem import Problem
 
-__all__ = ["Compiled", "compile_problem"]
+__all__ = ["Compiled", "compile_problem", "pow2_at_least"]
+
+
+def pow2_at_least(x: float) -> float:
+    """The smallest power of two ``>= x`` (1.0 for ``x <= 0``); exact to scale by."""
+    if not x > 0:
+        return 1.0
+    m, e = math.frexp(x)
+    return math.ldexp(1.0, e - 1) if m == 0.5 else math.ldexp(1.0, e)
 
 
 @dataclass(frozen=True, eq=False)
 class Compiled:
-    """Merged problem arrays (read-only).
+    """Merged, normalised problem arrays (read-only).
 
     Attributes:
         bits: ``(K,)`` candidate bitwidths.
-        errors: ``(M, K)`` merged errors, ``inf`` where an option is not allowed.
+        errors: ``(M, K)`` merged errors divided by ``e_scale``, ``inf`` where an
+            option is not allowed.
         allowed: ``(M, K)`` bool mask of allowed options (every row has one).
-        costs: one ``(M, K)`` merged cost table per constraint.
-        limits: ``(C,)`` constraint limits.
+        costs: one ``(M, K)`` merged cost table per constraint, divided by its scale.
+        limits: ``(C,)`` constraint limits divided by their scales.
         constraint_names: names, in constraint order.
         group_of: ``(N,)`` merged index of each original group.
-        tol: ``(C,)`` absolute feasibility tolerance of each constraint.
-        int_scales: per constraint, a factor making its costs integral, or None.
+        tol: ``(C,)`` the feasibility tolerance (:data:`TOL`) of each normalised budget.
+        int_scales: per constraint, a factor making its normalised costs integral, or None.
+        scales: ``(C,)`` the power of two each constraint was divided by.
+        e_scale: the power of two the errors were divided by.
     """
 
     bits: np.ndarray
@@ -49,6 +70,8 @@ class Compiled:
     group_of: np.ndarray
     tol: np.ndarray
     int_scales: tuple[float | None, ...] = ()
+    scales: np.ndarray | None = None
+    e_scale: float = 1.0
 
     @property
     def n(self) -> int:
@@ -56,18 +79,18 @@ class Compiled:
         return self.errors.shape[0]
 
     def usage(self, choice: np.ndarray) -> np.ndarray:
-        """Resource used per constraint by a merged choice."""
+        """Normalised resource used per constraint by a merged choice."""
         rows = np.arange(self.n)
         return np.array([c[rows, choice].sum() for c in self.costs], dtype=np.float64)
 
     def fits(self, choice: np.ndarray) -> bool:
-        """Whether a merged choice is allowed and meets every constraint."""
+        """Whether a merged choice is allowed and meets every budget (within ``TOL``)."""
         if not self.allowed[np.arange(self.n), choice].all():
             return False
         return bool((self.usage(choice) <= self.limits + self.tol).all())
 
     def objective(self, choice: np.ndarray) -> float:
-        """Merged objective of a choice."""
+        """Merged objective of a choice, in compiled (``e_scale``) units."""
         return float(self.errors[np.arange(self.n), choice].sum())
 
     def expand(self, choice: np.ndarray) -> np.ndarray:
@@ -75,24 +98,40 @@ class Compiled:
         return self.bits[np.asarray(choice)[self.group_of]]
 
     def min_costs(self) -> np.ndarray:
-        """``(C,)`` smallest reachable value of each constraint on its own."""
+        """``(C,)`` smallest reachable normalised value of each constraint on its own."""
         if self.allowed.all():
             return np.array([c.min(axis=1).sum() for c in self.costs], dtype=np.float64)
         return np.array([np.where(self.allowed, c, np.inf).min(axis=1).sum()
                          for c in self.costs], dtype=np.float64)
 
+    def with_limits(self, limits: np.ndarray, tol: np.ndarray | None = None) -> Compiled:
+        """The same problem with other normalised limits (and tolerances)."""
+        import dataclasses
+
+        lim = np.array(limits, dtype=np.float64)
+        t = self.tol if tol is None else np.array(tol, dtype=np.float64)
+        lim.setflags(write=False)
+        t.setflags(write=False)
+        return dataclasses.replace(self, limits=lim, tol=t)
+
+    def infeasible(self, c: int, low: float | None = None) -> InfeasibleError:
+        """The error for constraint ``c`` whose reachable minimum is above its limit."""
+        name = self.constraint_names[c]
+        s = float(self.scales[c]) if self.scales is not None else 1.0
+        lim = float(self.limits[c]) * s
+        low = float(self.min_costs()[c] if low is None else low) * s
+        return InfeasibleError(
+            f"{name}: max {lim:.10g}, smallest reachable {low:.10g} with every group "
+            f"at its lowest-cost allowed bits", constraint=name, limit=lim, reachable=low)
+
     def check_reachable(self) -> None:
-        """Raise :class:`InfeasibleError` if some constraint alone cannot be met."""
-        for name, lim, tol, low in zip(self.constraint_names, self.limits, self.tol,
-                                       self.min_costs()):
+        """Raise :class:`InfeasibleError` if some constraint alone cannot be met (in floats)."""
+        for c, (lim, tol, low) in enumerate(zip(self.limits, self.tol, self.min_costs())):
             if low > lim + tol:
-                raise InfeasibleError(
-                    f"{name}: max {lim:.10g}, smallest reachable {low:.10g} with every group "
-                    f"at its lowest-cost allowed bits", constraint=name, limit=float(lim),
-                    reachable=float(low))
+                raise self.infeasible(c, low)
 
 
-def _merge_index(n: int, ties: list[list[int]]) -> np.ndarray:
+def _merge_index(n: int, ties) -> np.ndarray:
     """Merged index per group (connected components of the tie graph, in first-seen order)."""
     if not ties:
         return np.arange(n)
@@ -121,11 +160,23 @@ def _row_abs_max_sum(c: np.ndarray) -> float:
     best = np.abs(c[:, 0])
     for j in range(1, c.shape[1]):
         np.maximum(best, np.abs(c[:, j]), out=best)
-    return float(best.sum())
+    with np.errstate(over="ignore"):
+        return float(best.sum())
+
+
+def _finite_row_max_sum(err: np.ndarray, allowed: np.ndarray) -> float:
+    with np.errstate(over="ignore", invalid="ignore"):
+        top = np.where(allowed, err, 0.0).max(axis=1)
+        return float(top.sum())
 
 
 def compile_problem(problem: Problem) -> Compiled:
-    """Collapse ties and evaluate every constraint's cost table."""
+    """Collapse ties, evaluate every constraint's cost table, normalise; a pure function.
+
+    Raises:
+        ValueError: a cost table, a total or a limit is not finite (the argument named).
+        InfeasibleError: tied groups share no allowed bitwidth.
+    """
     group_of = _merge_index(problem.n_groups, problem.ties)
     m = int(group_of.max()) + 1
     if m == problem.n_groups:
@@ -139,16 +190,35 @@ def compile_problem(problem: Problem) -> Compiled:
         raise InfeasibleError(
             f"allowed: tied groups {members} have no bitwidth allowed for all of them",
             constraint="allowed")
-    errors = _merge(problem.errors, group_of, m)
+    with np.errstate(over="ignore"):
+        errors = _merge(problem.errors, group_of, m)
+    e_total = _finite_row_max_sum(errors, allowed)
+    if not (math.isfinite(e_total) and np.isfinite(errors).all()):
+        raise ValueError("errors: the total error overflows (values too large to add up)")
+    e_scale = pow2_at_least(e_total)
+    errors = errors / e_scale if e_scale != 1.0 else errors
     if not allowed.all():
         errors = np.where(allowed, errors, np.inf)
-    costs = tuple(_merge(c.cost_table(problem), group_of, m) for c in problem.constraints)
-    limits = np.array([c.limit for c in problem.constraints], dtype=np.float64)
-    scale = np.array([_row_abs_max_sum(c) for c in costs], dtype=np.float64)
-    tol = FEAS_RTOL * np.maximum(np.abs(limits), scale)
-    for a in (errors, allowed, limits, tol, group_of, *costs):
+    costs, limits, scales, ints = [], [], [], []
+    for i, c in enumerate(problem.constraints):
+        with np.errstate(over="ignore", invalid="ignore"):
+            raw = _merge(np.asarray(c.cost_table(problem), dtype=np.float64), group_of, m)
+        span = _row_abs_max_sum(raw)
+        if not (np.isfinite(raw).all() and math.isfinite(span)):
+            raise ValueError(f"constraints[{i}]: the costs of {c.name!r} overflow (not finite); "
+                             f"use smaller units")
+        s = pow2_at_least(max(abs(c.limit), span))
+        costs.append(raw / s if s != 1.0 else raw)
+        limits.append(c.limit / s)
+        scales.append(s)
+        k = c.integer_scale(problem)
+        ints.append(None if k is None else float(k) * s)
+    limits = np.array(limits, dtype=np.float64)
+    tol = np.full(len(limits), TOL)
+    scales = np.array(scales, dtype=np.float64)
+    for a in (errors, allowed, limits, tol, group_of, scales, *costs):
         a.setflags(write=False)
-    return Compiled(bits=problem.bits, errors=errors, allowed=allowed, costs=costs,
+    return Compiled(bits=problem.bits, errors=errors, allowed=allowed, costs=tuple(costs),
                     limits=limits, constraint_names=tuple(c.name for c in problem.constraints),
-                    group_of=group_of, tol=tol,
-                    int_scales=tuple(c.integer_scale(problem) for c in problem.constraints))
+                    group_of=group_of, tol=tol, int_scales=tuple(ints), scales=scales,
+                    e_scale=e_scale)

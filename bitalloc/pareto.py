@@ -3,7 +3,7 @@
 ``bitalloc.pareto(problem, constraint="average_bits", values=None)``
 
 * ``values=None`` and no other constraint: the whole *convex* frontier from one
-  sort. Every group's lower convex hull (:mod:`bitalloc.solvers.hull`) is cut into
+  sort. Every group's lower convex hull (:mod:`bitalloc.kernels.hull`) is cut into
   segments; taking segments in order of error removed per unit of cost visits
   allocations that are each exactly optimal for the resource they use (Everett's
   theorem: each minimises ``errors + lam * cost`` for some ``lam``). There are up to
@@ -37,16 +37,18 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from . import certify
 from .compiled import Compiled
-from .constraints import FEAS_RTOL
 from .errors import InfeasibleError
+from .kernels.hull import lower_hulls
 from .problem import Problem
+from .solve import run_method
+from .solvers import get_solver
 
 __all__ = ["Frontier", "pareto"]
 
@@ -109,8 +111,6 @@ def _bits_dtype(problem: Problem):
 
 def _vertices(cp: Compiled, c: int, max_points: int):
     """Choices at ``max_points`` vertices of the convex frontier (one constraint)."""
-    from .solvers.hull import lower_hulls
-
     h = lower_hulls(cp.errors, cp.costs[c])
     kk = h.eff.shape[1]
     flat = np.flatnonzero(h.eff.reshape(-1) >= 0) if kk else np.zeros(0, dtype=np.int64)
@@ -132,23 +132,12 @@ def _vertices(cp: Compiled, c: int, max_points: int):
     return choices
 
 
-def _with_limit(cp: Compiled, c: int, value: float) -> Compiled:
-    span = float(np.abs(cp.costs[c]).max(axis=1).sum())
-    limits, tol = cp.limits.copy(), cp.tol.copy()
-    limits[c], tol[c] = value, FEAS_RTOL * max(abs(value), span)
-    limits.setflags(write=False)
-    tol.setflags(write=False)
-    return dataclasses.replace(cp, limits=limits, tol=tol)
-
-
-def _solve_at(cp: Compiled, method: str, time_limit: float | None):
-    from .solvers import get_solver
-
-    cp.check_reachable()
-    out = get_solver(method)(cp, time_limit)
-    if not cp.fits(out.choice):  # pragma: no cover - would be a solver bug
-        raise RuntimeError(f"solver {out.method!r} returned an allocation outside the budget")
-    return out.choice, min(float(out.bound), cp.objective(out.choice))
+def _solve_at(problem: Problem, c: int, value: float, method: str,
+              time_limit: float | None):
+    """Solve with constraint ``c`` at ``value`` through the driver (certified exactly)."""
+    at = problem.with_limit(problem.constraints[c].name, value)
+    choice, bound, _, _ = run_method(at, at.compiled(), method, time_limit)
+    return at, choice, bound
 
 
 def pareto(problem: Problem, constraint: str = "average_bits",
@@ -171,8 +160,6 @@ def pareto(problem: Problem, constraint: str = "average_bits",
         ValueError: unknown ``constraint`` or ``method``, bad ``values``/``max_points``.
         InfeasibleError: a given value cannot be met (with the other constraints).
     """
-    from .solvers import get_solver
-
     if not isinstance(problem, Problem):
         raise ValueError(f"problem: expected a bitalloc.Problem, got {type(problem).__name__}")
     c = _index(problem, constraint)
@@ -185,31 +172,35 @@ def pareto(problem: Problem, constraint: str = "average_bits",
         vals = np.asarray(values, dtype=np.float64).reshape(-1)
         if len(vals) == 0 or not np.isfinite(vals).all():
             raise ValueError("values: must be a non-empty list of finite numbers")
-        points = _solve_values(cp, c, np.sort(vals), method, time_limit, skip=False)
+        points = _solve_values(problem, c, np.sort(vals), method, time_limit, skip=False)
     elif len(cp.costs) == 1:
         choices = _vertices(cp, c, int(max_points))
-        use = np.array([cp.usage(x)[c] for x in choices])
-        obj = np.array([cp.objective(x) for x in choices])
+        con = problem.constraints[c]
+        # each vertex is solved at (an upper bound on) its own exact usage
+        use = np.array([sum(certify.float_value(problem, con, x[cp.group_of]))
+                        for x in choices])
+        obj = np.array([cp.objective(x) for x in choices]) * cp.e_scale
         points = (use, choices, obj)
     else:
-        lo = float(cp.min_costs()[c])
-        hi = float(cp.usage(np.argmin(cp.errors, axis=1))[c])
+        sc = float(cp.scales[c])
+        lo = float(cp.min_costs()[c]) * sc
+        hi = float(cp.usage(np.argmin(cp.errors, axis=1))[c]) * sc
         try:  # the most of it the other constraints let any allocation use
-            top, _ = _solve_at(_with_limit(cp, c, max(hi, lo)), method, time_limit)
-            hi = float(cp.usage(top)[c])
+            _, top, _ = _solve_at(problem, c, max(hi, lo), method, time_limit)
+            hi = float(cp.usage(top)[c]) * sc
         except InfeasibleError:
             pass
         grid = np.linspace(lo, max(hi, lo), int(max_points))
-        points = _solve_values(cp, c, np.unique(grid), method, time_limit, skip=True)
+        points = _solve_values(problem, c, np.unique(grid), method, time_limit, skip=True)
     return _frontier(problem, cp, c, *points)
 
 
-def _solve_values(cp: Compiled, c: int, vals: np.ndarray, method: str,
+def _solve_values(problem: Problem, c: int, vals: np.ndarray, method: str,
                   time_limit: float | None, skip: bool):
     keep, choices, bounds = [], [], []
     for v in vals.tolist():
         try:
-            choice, bound = _solve_at(_with_limit(cp, c, v), method, time_limit)
+            _, choice, bound = _solve_at(problem, c, v, method, time_limit)
         except InfeasibleError as e:
             if skip:
                 continue
@@ -220,17 +211,19 @@ def _solve_values(cp: Compiled, c: int, vals: np.ndarray, method: str,
         bounds.append(bound)
     if not keep:
         raise InfeasibleError("values: no value in the range can be met together with the "
-                              "other constraints", constraint=cp.constraint_names[c])
+                              "other constraints", constraint=problem.constraints[c].name)
     return np.array(keep), choices, np.array(bounds)
 
 
 def _frontier(problem: Problem, cp: Compiled, c: int, vals, choices, bounds) -> Frontier:
     choices = list(choices)
-    obj = np.array([cp.objective(x) for x in choices])
+    rows = np.arange(problem.n_groups)
+    obj = np.array([float(problem.errors[rows, x[cp.group_of]].sum()) for x in choices])
     for i in range(1, len(choices)):  # a looser limit never has to do worse
         if obj[i] > obj[i - 1]:
             choices[i], obj[i] = choices[i - 1], obj[i - 1]
-    use = np.array([cp.usage(x)[c] for x in choices])
+    name = problem.constraints[c].name
+    use = np.array([certify.usage(problem, x[cp.group_of])[name][0] for x in choices])
     bits = np.stack([cp.expand(x) for x in choices]).astype(_bits_dtype(problem))
     bound = np.minimum(np.asarray(bounds, dtype=np.float64), obj)
     return Frontier(cp.constraint_names[c], np.asarray(vals, dtype=np.float64), use, obj,

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import _validate as v
+from . import validate as v
 from .compiled import Compiled, compile_problem
 from .constraints import Constraint
 from .noise import phi
@@ -20,11 +20,20 @@ def _readonly(a: np.ndarray | None) -> np.ndarray | None:
     return a
 
 
+def _finite_total(a: np.ndarray, arg: str) -> None:
+    with np.errstate(over="ignore"):
+        total = float(np.abs(a).sum()) * 64.0  # times the largest bitwidth
+    if not np.isfinite(total):
+        raise ValueError(f"{arg}: the total overflows (values too large to add up)")
+
+
 class Problem:
     """A multiple-choice bitwidth allocation problem (see DESIGN.md section 2).
 
     Arrays, not objects per group: the same model carries a million groups.
-    Instances are immutable once built; all validation happens in the constructor.
+    Instances are immutable (read-only arrays, tuples, immutable constraints; setting an
+    attribute raises); all validation happens in the constructor, and the compiled
+    form (:meth:`compiled`) is a pure function of these immutable inputs.
 
     Args:
         errors: ``(N, K)`` table, ``errors[i, k]`` is the objective contribution of
@@ -52,20 +61,39 @@ class Problem:
     def __init__(self, errors, sizes, bits: Sequence[int] = v.DEFAULT_BITS, *,
                  names: Sequence[str] | None = None, macs=None, act_bits=None,
                  allowed=None, ties=None, constraints: Sequence[Constraint] = ()) -> None:
-        self.bits = _readonly(v.bits_array(bits))
-        self.errors = _readonly(v.float_array(errors, "errors", 2))
+        setf = object.__setattr__
+        setf(self, "_compiled", None)
+        setf(self, "_index", None)
+        setf(self, "bits", _readonly(v.bits_array(bits)))
+        setf(self, "errors", _readonly(v.float_array(errors, "errors", 2)))
         n, k = self.errors.shape
         if k != len(self.bits):
             raise ValueError(f"errors: has {k} columns but there are {len(self.bits)} bits")
-        self.sizes = _readonly(self._per_group(sizes, "sizes", n, positive=True))
-        self.names = v.names_tuple(names, n)
-        self.macs = _readonly(None if macs is None else self._per_group(macs, "macs", n))
-        self.act_bits = _readonly(np.full(n, 8.0) if act_bits is None else
-                                  self._per_group(act_bits, "act_bits", n, positive=True))
-        self.allowed = _readonly(v.allowed_mask(allowed, self.bits, self.names))
-        self.ties = v.tie_groups(ties, self.names)
-        self.constraints = self._check_constraints(constraints)
-        self._compiled: Compiled | None = None
+        with np.errstate(over="ignore"):
+            if not np.isfinite(self.errors.max(axis=1).sum()):
+                raise ValueError("errors: the total error overflows (values too large to add up)")
+        setf(self, "sizes", _readonly(self._per_group(sizes, "sizes", n, positive=True)))
+        _finite_total(self.sizes, "sizes")
+        setf(self, "names", v.names_tuple(names, n))
+        setf(self, "macs", _readonly(None if macs is None else self._per_group(macs, "macs", n)))
+        setf(self, "act_bits", _readonly(np.full(n, 8.0) if act_bits is None else
+                                         self._per_group(act_bits, "act_bits", n, positive=True)))
+        if self.macs is not None:
+            _finite_total(self.macs * self.act_bits, "macs")
+        index = self.index_of if (allowed or ties) else None
+        setf(self, "allowed", _readonly(v.allowed_mask(allowed, self.bits, self.names, index)))
+        setf(self, "ties", v.tie_groups(ties, self.names, index))
+        setf(self, "constraints", self._check_constraints(constraints))
+
+    def __setattr__(self, key, value) -> None:
+        raise AttributeError(f"Problem is immutable; build a new Problem (cannot set {key!r})")
+
+    @property
+    def index_of(self) -> dict[str, int]:
+        """``{group name: position}`` (built on first use)."""
+        if self._index is None:
+            object.__setattr__(self, "_index", {nm: i for i, nm in enumerate(self.names)})
+        return self._index
 
     @classmethod
     def from_sensitivities(cls, sensitivity, sizes, bits: Sequence[int] = v.DEFAULT_BITS,
@@ -96,10 +124,45 @@ class Problem:
         return self.errors.shape[0]
 
     def compiled(self) -> Compiled:
-        """The merged (ties collapsed) array form every solver works on (cached)."""
+        """The merged, normalised array form every solver works on.
+
+        :func:`bitalloc.compiled.compile_problem` of this problem, kept after the first
+        call: every input it depends on is immutable, so it never goes stale.
+        """
         if self._compiled is None:
-            self._compiled = compile_problem(self)
+            object.__setattr__(self, "_compiled", compile_problem(self))
         return self._compiled
+
+    def with_limit(self, constraint: str, value: float) -> Problem:
+        """The same problem with constraint ``constraint`` (a name) at limit ``value``.
+
+        Shares every array with this problem; the compiled form is reused with the
+        one normalised limit changed.
+
+        Example:
+            >>> import bitalloc as ba
+            >>> p = ba.Problem.from_sensitivities([1.0], [1], bits=(2, 4),
+            ...                                   constraints=[ba.AverageBits(3.0)])
+            >>> p.with_limit("average_bits", 4.0).constraints
+            (AverageBits(4.0),)
+        """
+        names = [c.name for c in self.constraints]
+        if constraint not in names:
+            raise ValueError(f"constraint: unknown constraint {constraint!r}; the problem has "
+                             f"{names}")
+        i = names.index(constraint)
+        new = object.__new__(Problem)
+        for k, val in vars(self).items():
+            object.__setattr__(new, k, val)
+        cons = list(self.constraints)
+        cons[i] = cons[i].with_limit(value)
+        object.__setattr__(new, "constraints", tuple(cons))
+        if self._compiled is not None:
+            cp = self._compiled
+            limits = cp.limits.copy()
+            limits[i] = cons[i].limit / cp.scales[i]
+            object.__setattr__(new, "_compiled", cp.with_limits(limits))
+        return new
 
     def bit_index(self, bits) -> np.ndarray:
         """Positions in ``self.bits`` of an allocation given as bitwidths."""
@@ -124,7 +187,8 @@ class Problem:
     def fits(self, bits) -> bool:
         """Whether an allocation (bitwidths) is allowed, respects ties and meets every budget.
 
-        Uses the same tolerance as the solvers (``1e-12`` of each constraint's scale).
+        Checked exactly (:func:`bitalloc.certify.violated`), as every answer of
+        :func:`bitalloc.solve` is.
 
         Example:
             >>> import bitalloc as ba
@@ -133,14 +197,14 @@ class Problem:
             >>> p.fits([4, 2]), p.fits([2, 4])
             (True, False)
         """
+        from .certify import violated
+
         k = self.bit_index(bits)
         if not self.allowed[np.arange(self.n_groups), k].all():
             return False
-        if any(len(set(k[t].tolist())) > 1 for t in self.ties):
+        if any(len(set(k[list(t)].tolist())) > 1 for t in self.ties):
             return False
-        cp = self.compiled()
-        values = np.array([c.value(self, bits) for c in self.constraints])
-        return bool((values <= cp.limits + cp.tol).all())
+        return not violated(self, k)
 
     def _per_group(self, value, arg: str, n: int, positive: bool = False) -> np.ndarray:
         arr = v.float_array(value, arg, 1, positive=positive)
@@ -158,7 +222,8 @@ class Problem:
                 raise ValueError(f"constraints[{i}]: not a constraint object: {c!r}")
             c.check(self, i)
             if c.name in seen:
-                raise ValueError(f"constraints[{i}]: duplicate constraint name {c.name!r}")
+                raise ValueError(f"constraints[{i}]: duplicate constraint name {c.name!r}; "
+                                 f"names are unique within a problem (give name=)")
             seen.add(c.name)
         return out
 

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
-__all__ = ["Result"]
+__all__ = ["Result", "Status"]
+
+#: ``"optimal"``: proven; ``"feasible"``: meets every budget, optimality not proven.
+Status = Literal["optimal", "feasible"]
 
 
 @dataclass(frozen=True)
 class Result:
     """An allocation with its certificate.
 
+    Frozen: ``bits`` is a read-only array and no field can be set.
+
     Attributes:
-        bits: ``(N,)`` int array, the bitwidth of each group in the original order.
+        bits: ``(N,)`` read-only int array, the bitwidth of each group in the original order.
         objective: ``sum_i errors[i, bits_i]``, recomputed from ``bits``.
         bound: a proven lower bound on the optimal objective (the LP/convex-hull
             relaxation for heuristics, the solver's proven bound for ``"ilp"``).
@@ -23,7 +29,8 @@ class Result:
             by ``gap <= 1e-9``), otherwise ``"feasible"``. Every result is feasible.
         method: the solver that produced ``bits`` (``"auto"`` resolves to one).
         seconds: wall time of the solve, including bound computation.
-        usage: ``{constraint name: (value, max)}`` for every constraint.
+        usage: ``{constraint name: (value, max)}`` for every constraint; the value is
+            checked exactly and never reported above ``max``.
         names: group names, aligned with ``bits``.
 
     Example:
@@ -39,11 +46,19 @@ class Result:
     objective: float
     bound: float
     gap: float
-    status: str
+    status: Status
     method: str
     seconds: float
     usage: dict[str, tuple[float, float]]
     names: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.status not in ("optimal", "feasible"):
+            raise ValueError(f"status: must be 'optimal' or 'feasible', got {self.status!r}")
+        bits = np.array(self.bits, dtype=np.int64)
+        bits.setflags(write=False)
+        object.__setattr__(self, "bits", bits)
+        object.__setattr__(self, "names", tuple(self.names))
 
     @property
     def bits_by_name(self) -> dict[str, int]:

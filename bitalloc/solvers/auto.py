@@ -35,10 +35,11 @@ import importlib.util
 import time
 
 from ..compiled import Compiled
+from ..numeric import GAP_OPTIMAL, rel_gap
 from .base import SolverOutput, register
 from .lagrangian import lagrangian
 
-__all__ = ["solve_auto", "AUTO_CORE_MAX_OPTIONS", "AUTO_CORE_MAX_OPTIONS_MULTI",
+__all__ = ["solve_auto", "have_module", "AUTO_CORE_MAX_OPTIONS", "AUTO_CORE_MAX_OPTIONS_MULTI",
            "AUTO_TIME_LIMIT"]
 
 AUTO_CORE_MAX_OPTIONS = 5_000
@@ -46,7 +47,8 @@ AUTO_CORE_MAX_OPTIONS_MULTI = 2_000
 AUTO_TIME_LIMIT = 10.0
 
 
-def _have(module: str) -> bool:
+def have_module(module: str) -> bool:
+    """Whether ``module`` can be imported (without importing it)."""
     try:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):  # pragma: no cover - broken installs
@@ -56,13 +58,11 @@ def _have(module: str) -> bool:
 @register("auto")
 def solve_auto(cp: Compiled, time_limit: float | None = None) -> SolverOutput:
     """Pick and run a method (see the module docstring for the rule)."""
-    from ..solve import GAP_OPTIMAL
-
     t0 = time.perf_counter()
     limit = time_limit or AUTO_TIME_LIMIT
     lag = lagrangian(cp, limit)
-    gap = (lag.objective - lag.bound) / max(abs(lag.objective), 1e-300)
-    if gap <= GAP_OPTIMAL or not _have("ortools"):
+    gap = rel_gap(lag.objective, lag.bound)
+    if gap <= GAP_OPTIMAL or not have_module("ortools"):
         return SolverOutput(lag.choice, lag.bound, False, "lagrangian")
     from .exact import close_core, reduced_options
 

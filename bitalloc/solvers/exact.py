@@ -6,7 +6,7 @@
    ``(m, k)`` costs at least ``L + T[m, k] - min_j T[m, j]`` (weak duality). Options
    for which that exceeds ``U`` cannot be in any allocation better than the
    incumbent, so they are dropped; groups left with one option are fixed.
-3. CP-SAT (:func:`.ilp.cpsat`) solves what is left (the *core*, typically a few
+3. CP-SAT (:func:`bitalloc.kernels.cpsat.cpsat`) solves what is left (the *core*, typically a few
    percent of the groups), starting from the incumbent. Its optimum is the optimum
    of the whole problem, and its bound is a bound on the whole problem.
 
@@ -31,11 +31,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..bounds import priced
 from ..compiled import Compiled
 from ..errors import require
+from ..kernels.cpsat import cpsat
+from ..kernels.lagrange import priced
+from ..numeric import GAP_OPTIMAL, rel_gap
 from .base import SolverOutput, register
-from .ilp import cpsat
 from .lagrangian import LagrangianResult, lagrangian
 
 __all__ = ["solve_exact", "reduced_options", "close_core", "Core"]
@@ -118,19 +119,13 @@ def close_core(cp: Compiled, lag: LagrangianResult, core: Core,
         slice_s *= 4.0
 
 
-def _gap(lag: LagrangianResult) -> float:
-    return (lag.objective - lag.bound) / max(abs(lag.objective), 1e-300)
-
-
 @register("exact")
 def solve_exact(cp: Compiled, time_limit: float | None = None) -> SolverOutput:
     """Lagrangian answer, reduced-cost fixing, CP-SAT on the core (module docstring)."""
-    from ..solve import GAP_OPTIMAL
-
     require("ortools.sat.python.cp_model", "ilp", "method='exact'")
     t0 = time.perf_counter()
     lag = lagrangian(cp, time_limit)
-    if _gap(lag) <= GAP_OPTIMAL:
+    if rel_gap(lag.objective, lag.bound) <= GAP_OPTIMAL:
         return SolverOutput(lag.choice, lag.bound, False, "exact")
     core = reduced_options(cp, lag)
     left = None if time_limit is None else max(time_limit - (time.perf_counter() - t0), 0.01)

@@ -3,7 +3,7 @@
 Each group picks a convex combination of its allowed candidates (the convex hull of
 its (cost, error) points); the relaxation minimises total error under every budget.
 Its value, evaluated as a Lagrangian bound at the solver's duals (or the certified
-dual bound of :func:`bitalloc.bounds.dual_bound` when that is tighter), is the proven
+dual bound of :func:`bitalloc.kernels.bounds.dual_bound` when that is tighter), is the proven
 lower bound. The fractional bitwidths
 are rounded down to candidates (each group's largest allowed bitwidth not above
 its fractional mean) and then filled greedily,
@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..bounds import dual_bound, lagrangian_value
 from ..compiled import Compiled
 from ..errors import require
-from ..feasibility import find_feasible
+from ..kernels.bounds import dual_bound
+from ..kernels.feasibility import find_feasible
+from ..kernels.fill import fill
+from ..kernels.lagrange import lagrangian_value
+from ..kernels.moves import split_alternatives
 from .base import SolverOutput, register
-from .greedy import greedy_fill
 
 __all__ = ["solve_fractional", "round_down"]
 
@@ -46,11 +48,9 @@ def _relaxation(cvx, cp: Compiled) -> tuple[np.ndarray, np.ndarray]:
     cons = [cvx.sum(x, axis=1) == 1]
     if not cp.allowed.all():
         cons.append(cvx.multiply(x, (~cp.allowed).astype(float)) == 0)
-    # each budget divided by its scale so the duals are well conditioned
-    scales = [max(abs(lim), float(np.abs(c).max(axis=1).sum()) * 1e-12, 1e-300)
-              for c, lim in zip(cp.costs, cp.limits)]
-    budgets = [cvx.sum(cvx.multiply(x, c / s)) <= (lim + tol) / s
-               for c, lim, tol, s in zip(cp.costs, cp.limits, cp.tol, scales)]
+    # budgets are normalised in the compiled form (scale 1): duals are well conditioned
+    budgets = [cvx.sum(cvx.multiply(x, c)) <= lim + tol
+               for c, lim, tol in zip(cp.costs, cp.limits, cp.tol)]
     prob = cvx.Problem(cvx.Minimize(cvx.sum(cvx.multiply(x, err))), cons + budgets)
     try:
         prob.solve()
@@ -58,8 +58,8 @@ def _relaxation(cvx, cp: Compiled) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros((m, k)), np.zeros(len(budgets))
     if x.value is None:
         return np.zeros((m, k)), np.zeros(len(budgets))
-    lam = np.array([e_scale * float(np.squeeze(b.dual_value)) / s
-                    if b.dual_value is not None else 0.0 for b, s in zip(budgets, scales)])
+    lam = np.array([e_scale * float(np.squeeze(b.dual_value))
+                    if b.dual_value is not None else 0.0 for b in budgets])
     return np.clip(x.value, 0.0, 1.0), np.maximum(lam, 0.0)
 
 
@@ -79,8 +79,8 @@ def solve_fractional(cp: Compiled, time_limit: float | None = None) -> SolverOut
     start = round_down(cp, x)
     if not cp.fits(start):
         start = find_feasible(cp, time_limit)
-    choice = greedy_fill(cp, start)
     # the interior-point duals are accurate to the solver's tolerance only, and the
     # Lagrangian value is sensitive to them: keep the better of that and the dual bound
     bound = max(lagrangian_value(cp, lam), dual_bound(cp))
+    choice = split_alternatives(cp, fill(cp, start, np.ones(len(cp.costs))), bound)
     return SolverOutput(choice, bound, False, "fractional")

@@ -6,7 +6,7 @@ piecewise linear; ``usage(x(lam)) - limit - tol`` is a supergradient. Two phases
 1. A trust-region cutting-plane (Kelley) search gets close: each step maximises
    the model ``min_j L(lam_j) + g_j . (lam - lam_j)`` over a box around the best
    point (a tiny LP over ``C + 1`` variables), starting from the exact
-   one-constraint multipliers (:func:`.lagrangian.single_lp`).
+   one-constraint multipliers (:func:`.lp.single_lp`).
 2. Column generation finishes exactly: groups whose choice is nearly tied at the
    current ``lam`` get all their options in a small LP (HiGHS dual simplex), the
    others stay at their Lagrangian choice; the LP's duals are checked against every
@@ -36,9 +36,9 @@ import numpy as np
 from scipy.optimize import linprog
 from scipy.sparse import csr_matrix
 
-from ..bounds import lagrangian_eval, priced
 from ..compiled import Compiled
-from .fill import cost_scales
+from .lagrange import lagrangian_eval, priced
+from .lp import single_lp
 
 __all__ = ["DualResult", "maximize_dual"]
 
@@ -92,8 +92,6 @@ class _Oracle:
 def _kelley(cp: Compiled, oracle: _Oracle, scales, e_scale, deadline, max_iter: int,
             rtol: float) -> None:
     """Phase 1: trust-region cutting planes in scaled multipliers ``mu``."""
-    from .lagrangian import single_lp
-
     nc = len(cp.costs)
     pts, vals, grads = [], [], []
 
@@ -182,7 +180,7 @@ def _restricted_lp(cp: Compiled, rows: np.ndarray, fixed: np.ndarray, e_scale: f
 def _round_down(cp: Compiled, rows: np.ndarray, x: np.ndarray, fixed: np.ndarray) -> np.ndarray:
     """Fixed groups as they are; LP groups at their cheapest used option."""
     choice = fixed.copy()
-    scales = cost_scales(cp)
+    scales = np.ones(len(cp.costs))
     agg = sum(cost[rows] / s for cost, s in zip(cp.costs, scales))
     choice[rows] = np.argmin(np.where(x > 1e-9, agg, np.inf), axis=1)
     return choice
@@ -235,7 +233,7 @@ def maximize_dual(cp: Compiled, time_limit: float | None = None, rtol: float = 1
     """
     deadline = time.perf_counter() + (time_limit if time_limit else np.inf)
     oracle = _Oracle(cp)
-    scales = cost_scales(cp)
+    scales = np.ones(len(cp.costs))
     v0 = float(np.where(cp.allowed, cp.errors, np.inf).min(axis=1).sum())
     top = float(np.where(cp.allowed, cp.errors, -np.inf).max(axis=1).sum())
     e_scale = max(abs(v0), top - v0, 1e-300)

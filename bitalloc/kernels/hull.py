@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Hulls", "lower_hulls", "row_count"]
+__all__ = ["Hulls", "lower_hulls", "row_count", "monotone_chain"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,7 +101,7 @@ def _convex_rows(err: np.ndarray, cost: np.ndarray):
     return d_cost, eff, count, bad
 
 
-def _chain(err: np.ndarray, cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def monotone_chain(err: np.ndarray, cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Monotone-chain lower hull of each row; returns ``(points, count)``."""
     m, k = err.shape
     finite = np.isfinite(err)
@@ -158,7 +158,7 @@ def lower_hulls(err: np.ndarray, cost: np.ndarray) -> Hulls:
     if len(rows) == 0:
         return Hulls(None, count, d_cost, eff, rows)
     points = np.broadcast_to(np.arange(k), (m, k)).copy()
-    pts, cnt = _chain(err[rows], cost[rows])
+    pts, cnt = monotone_chain(err[rows], cost[rows])
     points[rows], count[rows] = pts, cnt
     e = np.take_along_axis(err[rows], pts, axis=1)
     c = np.take_along_axis(cost[rows], pts, axis=1)

@@ -10,9 +10,8 @@ first round is proportional to the candidates, not to ``M``.
 :func:`repair` is the reverse: it lowers groups, cheapest error increase per unit
 of violated budget first, until every constraint holds.
 
-Unlike :func:`bitalloc.solvers.greedy.greedy_fill` (the paper's greedy, one move at
-a time through a heap) these never loop over groups in Python except on short
-candidate lists.
+These never loop over groups in Python except on short candidate lists; the
+exact greedy order along convex hulls is :func:`bitalloc.kernels.moves.hull_greedy`.
 
 Example:
     >>> import bitalloc as ba
@@ -28,17 +27,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..compiled import Compiled
+from .lagrange import priced
 
-__all__ = ["fill", "repair", "exchange", "cost_scales"]
+__all__ = ["fill", "repair", "exchange"]
 
 _SEQUENTIAL = 4096  # candidate lists up to this long are applied one by one
-
-
-def cost_scales(cp: Compiled) -> np.ndarray:
-    """``(C,)`` positive scale of each constraint: ``max(|limit|, sum_m max_k |cost|)``."""
-    from ..constraints import FEAS_RTOL
-
-    return np.maximum(cp.tol / FEAS_RTOL, 1e-300)
 
 
 def _rows_err(cp: Compiled, rows: np.ndarray, choice: np.ndarray):
@@ -125,13 +118,15 @@ def fill(cp: Compiled, choice: np.ndarray, weights: np.ndarray,
     return choice
 
 
-def repair(cp: Compiled, choice: np.ndarray, max_rounds: int = 200) -> np.ndarray | None:
+def repair(cp: Compiled, choice: np.ndarray, max_rounds: int = 200,
+           pinned: np.ndarray | None = None) -> np.ndarray | None:
     """Lower groups until every budget holds; ``None`` if no lowering move helps.
 
-    Moves are ranked by error added per unit of (scaled) violated budget removed.
+    Moves are ranked by error added per unit of (normalised) violated budget removed;
+    groups in ``pinned`` are never moved.
     """
     choice = np.array(choice, dtype=np.int64)
-    scales = cost_scales(cp)
+    scales = np.ones(len(cp.costs))
     r = np.arange(cp.n)
     for _ in range(max_rounds):
         over = cp.usage(choice) - cp.limits - cp.tol
@@ -145,6 +140,8 @@ def repair(cp: Compiled, choice: np.ndarray, max_rounds: int = 200) -> np.ndarra
         loss = cp.errors - cp.errors[r, choice][:, None]
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = np.where(red > 0, loss / np.where(red > 0, red, 1.0), np.inf)
+        if pinned is not None:
+            ratio[pinned] = np.inf
         tgt = np.argmin(ratio, axis=1)
         best = ratio[r, tgt]
         rows = np.flatnonzero(np.isfinite(best))
@@ -169,12 +166,10 @@ def exchange(cp: Compiled, choice: np.ndarray, lam: np.ndarray, rounds: int = 50
     closest to making); every pair of them is checked exactly, the best improving
     fitting pair is applied, and the search repeats up to ``rounds`` times.
     """
-    from ..bounds import priced
-
     choice = np.array(choice, dtype=np.int64)
     total = priced(cp, lam)
     r = np.arange(cp.n)
-    scales = cost_scales(cp)
+    scales = np.ones(len(cp.costs))
     for _ in range(rounds):
         slack = cp.limits + cp.tol - cp.usage(choice)
         delta = total - total[r, choice][:, None]  # reduced-cost change of each move

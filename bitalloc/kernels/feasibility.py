@@ -12,18 +12,17 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from .bounds import joint_infeasible, one_hot_matrices
-from .compiled import Compiled
+from ..compiled import Compiled
+from .lagrange import joint_infeasible, one_hot_matrices
 
 __all__ = ["cheapest_choice", "normalised_cost", "find_feasible"]
 
 
 def normalised_cost(cp: Compiled) -> np.ndarray:
-    """``(M, K)`` sum over constraints of cost / scale (scale = limit, or cost range)."""
+    """``(M, K)`` sum over constraints of their (already normalised) costs."""
     agg = np.zeros(cp.errors.shape)
-    for lim, cost in zip(cp.limits, cp.costs):
-        scale = lim if lim > 0 else np.abs(cost).max(axis=1).sum()
-        agg += cost / (scale if scale > 0 else 1.0)
+    for cost in cp.costs:
+        agg += cost
     return agg
 
 
@@ -60,7 +59,12 @@ def find_feasible(cp: Compiled, time_limit: float | None = None) -> np.ndarray:
     choice = np.zeros(cp.n, dtype=np.int64)
     pick = res.x > 0.5
     choice[rows[pick]] = cols[pick]
-    if not cp.fits(choice):  # HiGHS tolerance 1e-6 can admit a slightly infeasible point
-        raise RuntimeError("MILP returned a point outside the budget; "
-                           "use method='ilp' for exact integer arithmetic")
+    if not cp.fits(choice):  # HiGHS's tolerance (1e-6) can admit a slightly infeasible point
+        from .fill import repair
+
+        fixed = repair(cp, choice)
+        if fixed is None:
+            raise RuntimeError("the MILP's point is outside the budget and cannot be repaired; "
+                               "use method='ilp' for exact integer arithmetic")
+        choice = fixed
     return choice

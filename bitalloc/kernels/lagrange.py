@@ -1,24 +1,23 @@
-"""Lower bounds: the LP (convex-hull) relaxation and Lagrangian dual values.
+"""The Lagrangian function of the compiled problem and the one-hot program's matrices.
 
 For a multiple-choice knapsack the LP relaxation of the one-hot program equals the
 Lagrangian dual ``max_{lam >= 0} L(lam)`` with
 ``L(lam) = sum_m min_k (E[m,k] + sum_c lam_c C_c[m,k]) - sum_c lam_c limit_c``.
 By weak duality ``L(lam)`` is a lower bound on the integer optimum for *any*
-``lam >= 0``, so a bound computed from an LP solver's duals stays valid even when
-the LP solver is only accurate to its tolerance.
+``lam >= 0`` (in the compiled problem's units), so a bound computed from an LP
+solver's duals stays valid even when the LP solver is only accurate to its tolerance.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import linprog
 from scipy.sparse import csr_matrix
 
-from .compiled import Compiled
-from .errors import InfeasibleError
+from ..compiled import Compiled
+from ..errors import InfeasibleError
 
-__all__ = ["lagrangian_value", "lagrangian_eval", "lp_relaxation", "dual_bound", "priced",
-           "one_hot_matrices", "joint_infeasible"]
+__all__ = ["priced", "lagrangian_eval", "lagrangian_value", "one_hot_matrices",
+           "joint_infeasible"]
 
 
 def priced(cp: Compiled, lam: np.ndarray) -> np.ndarray:
@@ -51,8 +50,8 @@ def lagrangian_eval(cp: Compiled, lam) -> tuple[float, np.ndarray, np.ndarray]:
         >>> p = ba.Problem.from_sensitivities([4.0, 1.0], [1, 1], bits=(2, 4), noise="exp",
         ...                                   constraints=[ba.AverageBits(3.0)])
         >>> value, choice, usage = lagrangian_eval(p.compiled(), [0.0])
-        >>> choice.tolist(), usage.tolist()
-        ([1, 1], [4.0])
+        >>> choice.tolist(), usage.tolist()  # usage normalised: average 4 over scale 4
+        ([1, 1], [1.0])
     """
     lam = np.maximum(np.asarray(lam, dtype=np.float64).reshape(-1), 0.0)
     total = priced(cp, lam)
@@ -90,57 +89,11 @@ def one_hot_matrices(cp: Compiled):
 
 def joint_infeasible(cp: Compiled, proof: str) -> InfeasibleError:
     """The error for constraints each reachable alone but not all together."""
-    parts = ", ".join(f"{n} max {lim:.6g} (alone reachable down to {low:.6g})"
-                      for n, lim, low in zip(cp.constraint_names, cp.limits, cp.min_costs()))
+    scales = cp.scales if cp.scales is not None else np.ones(len(cp.limits))
+    parts = ", ".join(f"{n} max {lim * s:.6g} (alone reachable down to {low * s:.6g})"
+                      for n, lim, low, s in zip(cp.constraint_names, cp.limits, cp.min_costs(),
+                                                scales))
     names = ", ".join(cp.constraint_names)
     return InfeasibleError(
         f"{names}: each constraint is reachable on its own but no allocation meets them "
         f"all together ({proof}): {parts}", constraint=names)
-
-
-def lp_relaxation(cp: Compiled) -> tuple[float, np.ndarray, np.ndarray]:
-    """Solve the LP relaxation: exactly from convex hulls for one constraint, else HiGHS.
-
-    Returns:
-        ``(bound, lam, x)``: the Lagrangian bound at the LP's duals, the duals
-        ``lam >= 0`` per constraint, and the fractional solution as an ``(M, K)`` table.
-
-    Raises:
-        InfeasibleError: the relaxation itself is infeasible, so no allocation exists.
-    """
-    if len(cp.costs) == 1:  # exact from the convex hulls: no LP solver needed
-        from .solvers.lagrangian import lp_solution
-
-        return lp_solution(cp)
-    x = np.zeros(cp.errors.shape)
-    if not cp.costs:
-        x[np.arange(cp.n), np.argmin(cp.errors, axis=1)] = 1.0
-        return lagrangian_value(cp, np.zeros(0)), np.zeros(0), x
-    rows, cols, c, a_eq, a_ub = one_hot_matrices(cp)
-    res = linprog(c, A_ub=a_ub, b_ub=cp.limits + cp.tol, A_eq=a_eq, b_eq=np.ones(cp.n),
-                  bounds=(0, 1), method="highs")
-    if res.status == 2:
-        raise joint_infeasible(cp, "proven by the LP relaxation")
-    if res.status != 0:  # pragma: no cover - HiGHS numerical trouble
-        lam = np.zeros(len(cp.costs))
-        return lagrangian_value(cp, lam), lam, x
-    lam = np.maximum(-np.asarray(res.ineqlin.marginals), 0.0)
-    x[rows, cols] = res.x
-    return lagrangian_value(cp, lam), lam, x
-
-
-def dual_bound(cp: Compiled) -> float:
-    """The LP-relaxation bound, fast: a valid lower bound on the optimum.
-
-    One constraint (or none): exact from the convex hulls. Several: the Lagrangian
-    dual search (:func:`bitalloc.solvers.dual.maximize_dual`), which proves it
-    reached the LP value; if it did not, the better of its bound and HiGHS's LP.
-    Call it on problems known to be feasible (the dual of an infeasible one is
-    unbounded).
-    """
-    if len(cp.costs) <= 1:
-        return lp_relaxation(cp)[0]
-    from .solvers.dual import maximize_dual
-
-    d = maximize_dual(cp)
-    return d.bound if d.converged else max(d.bound, lp_relaxation(cp)[0])
