@@ -69,10 +69,10 @@ def instance(problem: ba.Problem) -> tuple[dict, list[np.ndarray]]:
             "costs": [[c[i, k].tolist() for i, k in enumerate(idx)] for c in costs],
             "limits": [float(x) for x in cp.limits],
             "names": list(cp.constraint_names),
-            # the factor that makes an average-bits budget integral (size x bits), for
-            # AutoRound's DP over integer bit counts
-            "int_scale": [float(problem.sizes.sum()) if c.name == "average_bits" else None
-                          for c in problem.constraints]}
+            # per budget, the factor that makes its costs integral (size x bits for the
+            # bit budgets) or None: AutoRound's DP counts integer bits
+            "int_scale": [None if f is None else float(f)
+                          for f in getattr(cp, "int_scales", [None] * len(costs))]}
     return inst, idx
 
 
