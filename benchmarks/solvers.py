@@ -1,6 +1,9 @@
 """Solver benchmark: every method against the PuLP/CBC baseline other tools use.
 
 Run ``python -m benchmarks.solvers`` (about 12 minutes) or ``--quick`` (under 2).
+``--peers`` runs the peers' own allocators instead (ModelOpt, MCT, AutoRound, PuLP/CBC,
+HiGHS, each in its own venv: :mod:`benchmarks.peers`, ``make bench-peers``; about 15
+minutes), writing ``peers.md``, ``peers.json`` and ``peers.png``.
 Writes ``benchmarks/results/solvers.md``, ``solvers.json`` and ``solvers.png``
 (log-log seconds against groups) unless ``--out`` says elsewhere.
 
@@ -9,7 +12,8 @@ Instances:
 * ``layers``: synthetic per-layer data: Fisher trace ``lognormal(0, 1.5)``, size an
   integer uniform in ``[1e3, 2e5]``, MACs ``size * uniform{10..2999}``, errors
   ``trace * size * 4**-b``. Budgets: average 4 bits; BOPs at a MAC-weighted 4 bits
-  of weights x 8-bit activations; memory at 4.2 bits a weight.
+  of weights x 8-bit activations; memory at 4.2 bits a weight; ``bops30``: BOPs at 30 %
+  of the way from their minimum to their maximum (with ``avg``, the second budget binds).
 * ``file``: problems exported from real models (``examples/*.json``).
 
 Baselines, built the way NVIDIA ModelOpt, Sony MCT and HAWQ build theirs (binary
@@ -63,8 +67,10 @@ def layers(n: int, seed: int = 0, bits=P1_BITS, kinds=("avg",)) -> ba.Problem:
     trace = rng.lognormal(0.0, 1.5, n)
     sizes = np.rint(rng.uniform(1e3, 2e5, n))
     macs = sizes * rng.integers(10, 3000, n)
+    lo, hi = min(bits) * 8 * macs.sum(), max(bits) * 8 * macs.sum()
     budgets = {"avg": ba.AverageBits(4.0), "bops": ba.BOPsBudget(float(4.0 * 8 * macs.sum())),
-               "mem": ba.MemoryBudget(float(4.2 * sizes.sum() / 8))}
+               "mem": ba.MemoryBudget(float(4.2 * sizes.sum() / 8)),
+               "bops30": ba.BOPsBudget(float(lo + 0.3 * (hi - lo)))}
     return ba.Problem.from_sensitivities(trace * sizes, sizes, bits=bits, noise="exp", macs=macs,
                                          constraints=[budgets[k] for k in kinds])
 
@@ -314,7 +320,16 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=None, help="runs per timing (default 5, quick 3)")
     ap.add_argument("--no-targets", action="store_true", help="skip the P2 measurement")
     ap.add_argument("--time-limit", type=float, default=TIME_LIMIT, help="seconds per solve")
+    ap.add_argument("--peers", action="store_true",
+                    help="run the peers' own allocators instead (benchmarks/peers.py; "
+                         "`make peer-venvs` first)")
+    ap.add_argument("--peer-solvers", default=None, help="comma-separated, with --peers")
     args = ap.parse_args(argv)
+    if args.peers:
+        from . import peers
+
+        return peers.main(Path(args.out), quick=args.quick,
+                          solvers=args.peer_solvers.split(",") if args.peer_solvers else None)
     t0 = time.perf_counter()
     sizes = [int(float(s)) for s in args.sizes.split(",")] if args.sizes else None
     methods = args.methods.split(",") if args.methods else list(OURS + BASELINES)

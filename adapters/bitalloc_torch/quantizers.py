@@ -10,7 +10,10 @@ One class, :class:`LSQQuantizer`, in three modes:
 
 Every mode has ``2**b`` levels, so the clipping range is ``step * (2**b - 1)``.
 Rounding uses the straight-through estimator and the step gradient is scaled by
-``1 / sqrt(numel_per_step * q_max)`` as in LSQ.
+``1 / sqrt(numel_per_step * q_max)`` as in LSQ. The arithmetic runs in
+:mod:`bitalloc_torch.fake_quant` (by default a compiled one-pass CPU kernel, or a fused
+autograd kernel; the plain-autograd reference and torch's learnable fake-quant kernels
+on request: ``backend=``).
 
 Changing ``bits`` keeps the clipping range: ``step <- step * (2**old - 1) / (2**new - 1)``
 and the offset is unchanged, so a reallocation does not shock training.
@@ -25,6 +28,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .fake_quant import BACKENDS, grad_scale, lsq_fake_quantize, round_ste
+
 __all__ = ["LSQQuantizer", "MODES", "INIT_METHODS"]
 
 MODES = ("signed", "unsigned", "asymmetric")
@@ -35,13 +40,9 @@ _MSE_GRID = torch.linspace(0.1, 1.0, 37)
 _TINY = 1e-12
 
 
-def _round_ste(x: torch.Tensor) -> torch.Tensor:
-    return (x.round() - x).detach() + x
-
-
-def _grad_scale(x: torch.Tensor, scale: float) -> torch.Tensor:
-    y = x * scale
-    return (x - y).detach() + y
+# the old private helpers, kept as aliases for code written against them
+_round_ste = round_ste
+_grad_scale = grad_scale
 
 
 def check_bits(bits: Any, mode: str = "unsigned", arg: str = "bits") -> int:
@@ -58,6 +59,13 @@ def check_bits(bits: Any, mode: str = "unsigned", arg: str = "bits") -> int:
     return b
 
 
+def check_backend(backend: Any) -> str:
+    """Validate a fake-quant backend name (one of :data:`BACKENDS`)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: must be one of {BACKENDS}, got {backend!r}")
+    return backend
+
+
 class LSQQuantizer(nn.Module):
     """Learned-step-size fake quantizer.
 
@@ -71,6 +79,7 @@ class LSQQuantizer(nn.Module):
         channels: ``None`` for one step per tensor, or the number of channels along
             axis 0 (one step per output channel of a weight).
         init: ``"mse"`` or ``"minmax"``.
+        backend: the fake-quant kernel (:attr:`backend`); ``"auto"`` by default.
 
     Example:
         >>> import torch
@@ -86,7 +95,7 @@ class LSQQuantizer(nn.Module):
     """
 
     def __init__(self, bits: int = 8, *, mode: str = "signed", channels: int | None = None,
-                 init: str = "mse") -> None:
+                 init: str = "mse", backend: str = "auto") -> None:
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode: must be one of {MODES}, got {mode!r}")
@@ -106,6 +115,12 @@ class LSQQuantizer(nn.Module):
         self._ready = False  # host-side copy of ``initialized``: no device sync per forward
         #: When False, ``forward`` returns its input unchanged (float pass-through).
         self.enabled = True
+        #: Fake-quant kernel, one of :data:`~bitalloc_torch.fake_quant.BACKENDS`: ``"auto"``
+        #: (the compiled one-pass CPU kernel where it builds, else the fused autograd
+        #: kernel), ``"native"``, ``"fused"``, ``"torch"`` (torch's learnable fake-quant
+        #: kernels) or ``"reference"`` (plain autograd); same values and gradients within
+        #: float rounding (``"torch"``: see :mod:`bitalloc_torch.fake_quant`).
+        self.backend = check_backend(backend)
         self._calib: dict[str, Any] | None = None
 
     # -- bits ----------------------------------------------------------------------------
@@ -179,12 +194,8 @@ class LSQQuantizer(nn.Module):
             self._ready = True
         per_step = x.numel() // (self.channels or 1)
         g = 1.0 / math.sqrt(max(per_step, 1) * max(self.q_max, 1))
-        s = self._view(_grad_scale(self.step, g).abs().clamp_min(_TINY), x).to(x.dtype)
-        if self.offset is not None:
-            beta = self._view(_grad_scale(self.offset, g), x).to(x.dtype)
-            q = _round_ste(torch.clamp((x - beta) / s, self.q_min, self.q_max))
-            return q * s + beta
-        return _round_ste(torch.clamp(x / s, self.q_min, self.q_max)) * s
+        return lsq_fake_quantize(x, self.step, self.offset, g, self.q_min, self.q_max,
+                                 self.backend, _TINY)
 
     # -- initialisation ------------------------------------------------------------------
     def _rows(self, x: torch.Tensor) -> torch.Tensor:
