@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from reference import assert_feasible, brute_force
-from test_lagrangian import layer_problem, small_problems
+from strategies import layer_problem, small_problems
 
 import bitalloc as ba
 

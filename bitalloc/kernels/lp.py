@@ -16,9 +16,9 @@ from ..compiled import Compiled
 from .hull import Hulls, lower_hulls, row_count
 from .lagrange import lagrangian_value
 
-__all__ = ["SingleLP", "single_lp", "weighted_select", "lp_solution"]
+__all__ = ["SingleLP", "single_lp", "weighted_select", "lp_solution", "SORT_MAX"]
 
-_SORT_MAX = 1 << 18  # up to this many hull segments: one full sort
+SORT_MAX = 1 << 18  # up to this many hull segments: one full sort
 _SAMPLE = 1 << 16
 
 
@@ -58,7 +58,7 @@ def weighted_select(eff: np.ndarray, w: np.ndarray, budget: float):
         fit (-1 if all fit); ``used`` is the cost taken.
     """
     n = eff.size
-    if n <= _SORT_MAX:
+    if n <= SORT_MAX:
         extra, split, used = _sorted_prefix(np.flatnonzero(eff >= 0), eff, w, budget)
         return np.inf, extra, split, used
     rng = np.random.default_rng(0x5EED)

@@ -39,7 +39,7 @@ from ..numeric import GAP_OPTIMAL, rel_gap
 from .base import SolverOutput, register
 from .lagrangian import lagrangian
 
-__all__ = ["solve_auto", "AUTO_CORE_MAX_OPTIONS", "AUTO_CORE_MAX_OPTIONS_MULTI",
+__all__ = ["solve_auto", "have_module", "AUTO_CORE_MAX_OPTIONS", "AUTO_CORE_MAX_OPTIONS_MULTI",
            "AUTO_TIME_LIMIT"]
 
 AUTO_CORE_MAX_OPTIONS = 5_000
@@ -47,7 +47,8 @@ AUTO_CORE_MAX_OPTIONS_MULTI = 2_000
 AUTO_TIME_LIMIT = 10.0
 
 
-def _have(module: str) -> bool:
+def have_module(module: str) -> bool:
+    """Whether ``module`` can be imported (without importing it)."""
     try:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):  # pragma: no cover - broken installs
@@ -61,7 +62,7 @@ def solve_auto(cp: Compiled, time_limit: float | None = None) -> SolverOutput:
     limit = time_limit or AUTO_TIME_LIMIT
     lag = lagrangian(cp, limit)
     gap = rel_gap(lag.objective, lag.bound)
-    if gap <= GAP_OPTIMAL or not _have("ortools"):
+    if gap <= GAP_OPTIMAL or not have_module("ortools"):
         return SolverOutput(lag.choice, lag.bound, False, "lagrangian")
     from .exact import close_core, reduced_options
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from reference import assert_feasible, brute_force, close
-from test_lagrangian import layer_problem, small_problems
+from strategies import layer_problem, small_problems
 
 import bitalloc as ba
 from bitalloc.solvers import auto as auto_mod
@@ -86,7 +86,7 @@ def test_auto_returns_lagrangian_when_the_core_is_too_big(monkeypatch):
 
 
 def test_auto_without_ortools_uses_lagrangian(monkeypatch):
-    monkeypatch.setattr(auto_mod, "_have", lambda name: False)
+    monkeypatch.setattr(auto_mod, "have_module", lambda name: False)
     r = ba.solve(layer_problem(500, 9, ("avg", "bops")))
     assert r.method == "lagrangian"
 
