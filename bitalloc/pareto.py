@@ -3,7 +3,7 @@
 ``bitalloc.pareto(problem, constraint="average_bits", values=None)``
 
 * ``values=None`` and no other constraint: the whole *convex* frontier from one
-  sort. Every group's lower convex hull (:mod:`bitalloc.solvers.hull`) is cut into
+  sort. Every group's lower convex hull (:mod:`bitalloc.kernels.hull`) is cut into
   segments; taking segments in order of error removed per unit of cost visits
   allocations that are each exactly optimal for the resource they use (Everett's
   theorem: each minimises ``errors + lam * cost`` for some ``lam``). There are up to

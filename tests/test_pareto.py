@@ -142,3 +142,14 @@ def test_cli_pareto_plot_and_json(tmp_path):
     assert r.returncode == 2 and "--values" in r.stderr
     r = run_cli("pareto", str(path), "--values", "0.5")
     assert r.returncode == 3
+
+
+def test_points_come_from_the_driver_and_are_certified_exactly():
+    # sizes where floats round the average onto the limit: the driver's exact check
+    # must hold at every swept value
+    p = ba.Problem.from_sensitivities([1.0, 5.0, 2.0], [3e11 - 1, 1, 7], bits=(2, 3, 4, 8),
+                                      constraints=[ba.AverageBits(4.0)])
+    f = ba.pareto(p, values=[2.0, 2.0 + 6 / 3e11, 3.0, 4.0], method="greedy")
+    for v, b in zip(f.values, f.bits):
+        assert_feasible(p.with_limit("average_bits", float(v)), b)
+    assert (f.usage <= f.values).all()

@@ -31,7 +31,7 @@ def _check(problem: ba.Problem, method: str, opt: float | None) -> None:
     assert res.bound <= opt + 1e-9 * abs(opt) + 1e-12, (method, res.bound, opt)
     if res.status == "optimal":
         assert close(res.objective, opt), (method, res.objective, opt)
-    if method == "ilp":
+    if method in ("ilp", "ilp_onehot"):
         assert close(res.objective, opt), (res.objective, opt)
         assert res.status == "optimal"
     assert set(res.usage) == {c.name for c in problem.constraints}
@@ -107,7 +107,7 @@ def test_extreme_error_magnitudes_solve(method, errors):
     p = ba.Problem(errors=errors, sizes=[7], bits=(2, 4, 8), constraints=[ba.AverageBits(5.0)])
     r = ba.solve(p, method=method, time_limit=10)
     assert r.bits.tolist() == [4] and r.objective == errors[0][1]
-    assert r.bound <= r.objective and np.isfinite(r.bound)
+    assert np.isfinite(r.bound) and r.bound <= errors[0][1] * (1 + 1e-12)
 
 
 @pytest.mark.parametrize("method", METHODS)

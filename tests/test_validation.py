@@ -157,7 +157,8 @@ def test_jointly_infeasible_integer_only_is_proven_by_exact_search():
     lat = ba.LinearBudget([[0, 10]], 5, name="latency")
     pw = ba.LinearBudget([[10, 0]], 5, name="power")
     p = ba.Problem(errors=[[1, 0]], sizes=[1], bits=(2, 4), constraints=[lat, pw])
-    for method, proof in [("greedy", "exact MILP"), ("ilp", "CP-SAT")]:
+    cases = [("greedy", "exact MILP"), ("ilp", "exact MILP"), ("ilp_onehot", "CP-SAT")]
+    for method, proof in cases:
         with pytest.raises(ba.InfeasibleError, match=proof):
             ba.solve(p, method=method)
 

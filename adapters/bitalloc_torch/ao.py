@@ -1,4 +1,9 @@
-"""Binding for ``torch.ao.quantization`` QAT models (``prepare_qat``).
+"""Binding for ``torch.ao.quantization`` QAT models (``prepare_qat``) -- deprecated.
+
+``torch.ao.quantization`` is deprecated upstream (torch 2.13's ``prepare_qat`` warns it
+"will be removed"; the successor is torchao, bound in
+:mod:`bitalloc_torch.frameworks.torchao_qat`). This binding keeps working while torch
+ships the module and will be removed with it; new code should use torchao QAT.
 
 ``prepare_qat`` gives each Linear/Conv a ``weight_fake_quant`` (a ``FakeQuantize``
 subclass). :class:`AOFakeQuantizeAdapter` presents one as a
@@ -24,15 +29,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .protocol import QuantTarget
 from .quantizers import check_bits
-from .targets import QuantTarget
 
 try:  # torch.ao.quantization is deprecated upstream; keep working if it disappears
     from torch.ao.quantization.fake_quantize import FakeQuantizeBase
 except ImportError:  # pragma: no cover
     FakeQuantizeBase = None
 
-__all__ = ["AOFakeQuantizeAdapter", "ao_target"]
+__all__ = ["AOFakeQuantizeAdapter", "ao_target", "FRAMEWORK"]
+
+#: Display name used by :func:`bitalloc_torch.targets.find_targets`.
+FRAMEWORK = "torch.ao.quantization"
 
 _DTYPE_RANGE = {torch.qint8: (-128, 127), torch.quint8: (0, 255), torch.int8: (-128, 127),
                 torch.uint8: (0, 255), torch.qint32: (-(2**31), 2**31 - 1),

@@ -1,105 +1,92 @@
-"""What QBitOpt allocates: the quantizer protocol and the list of quantized layers.
+"""Finding what QBitOpt allocates: the quantized layers of a model, from any bound framework.
 
-QBitOpt does not care which framework made a quantizer. A quantizer it can drive
-offers three things (:class:`BitQuantizer`):
+:func:`find_targets` is the one entry point (QBitOpt, :func:`~bitalloc_torch.layer_macs`,
+:func:`~bitalloc_torch.fit_sensitivity` call it). It looks for, in this order:
 
-- ``bits`` (read): the current bitwidth, an ``int``;
-- ``set_bits(bits, keep_range=True)``: change the bitwidth. With ``keep_range=True``
-  the clipping range must stay the same (rescale the step/scale by
-  ``(2**old - 1) / (2**new - 1)``); with ``False`` only the integer grid changes
-  (QBitOpt uses that when restoring a checkpoint whose scales already match);
-- ``quant_range()``: the current clipping range as a tensor (one value per channel,
-  or a scalar), used by FIT (``sensitivity = Fisher trace * range**2``).
+- layers made by :func:`bitalloc_torch.quantize_model` (LSQ quantizers);
+- ``torch.ao.quantization`` QAT layers (:mod:`bitalloc_torch.ao`, deprecated upstream);
+- the QAT frameworks of :mod:`bitalloc_torch.frameworks`: torchao, Brevitas, NNCF,
+  ModelOpt (and AIMET when it imports). A framework is searched only when it is
+  already imported (a model cannot carry its quantizers otherwise), so finding
+  targets never imports a framework.
 
-Optionally ``min_bits`` / ``max_bits`` (ints): candidates outside them are not
-allowed for that quantizer (e.g. at most 8 for an ``int8`` fake quantizer).
+Rules:
 
-A :class:`QuantTarget` ties one such weight quantizer to its layer: a name, the
-module (for MAC counting and activation hooks), the latent float weight whose
-``.grad`` FIT reads, and optionally the layer's input quantizer. Bind another
-framework by building a list of targets and passing it as ``QBitOpt(targets=...)``;
-:mod:`bitalloc_torch.ao` does exactly that for ``torch.ao.quantization``.
+- A model carrying quantizers of two frameworks is refused (``ValueError`` naming
+  both): one allocation drives one framework's quantizers; pass ``targets=`` to
+  QBitOpt to choose explicitly.
+- A quantizer whose bitwidth cannot change (a float format, a learned bitwidth, a
+  fixed-format kernel) is left out with a ``UserWarning`` naming it; it keeps its bits
+  and is outside the budget, like a layer in ``exclude``.
+
+The protocol and the target record live in :mod:`bitalloc_torch.protocol` (re-exported
+here); the bindings import that module, never this one, so there is no import cycle.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+import sys
+import warnings
 
-import torch
 from torch import nn
 
-__all__ = ["BitQuantizer", "QuantTarget", "find_targets", "unwrap", "select", "ROOT"]
+from . import ao
+from .frameworks import BINDINGS, Found, binding
+from .protocol import ROOT, BitQuantizer, QuantTarget, select, unwrap
+from .quantizers import LSQQuantizer
 
-#: Group name of the root module when the model itself is one quantized layer.
-ROOT = "<root>"
+__all__ = ["BitQuantizer", "QuantTarget", "find_targets", "find_all", "unwrap", "select", "ROOT"]
 
-
-@runtime_checkable
-class BitQuantizer(Protocol):
-    """The protocol a quantizer must offer to be allocated by QBitOpt (module docstring)."""
-
-    @property
-    def bits(self) -> int: ...
-
-    def set_bits(self, bits: int, keep_range: bool = True) -> None: ...
-
-    def quant_range(self) -> torch.Tensor: ...
+#: Display name of quantizers made by :func:`bitalloc_torch.quantize_model`.
+BITALLOC = "bitalloc (quantize_model)"
 
 
-@dataclass
-class QuantTarget:
-    """One allocatable layer.
+def _find_lsq(model: nn.Module) -> Found:
+    out = []
+    for name, module in model.named_modules():
+        wq = getattr(module, "weight_quantizer", None)
+        if isinstance(wq, LSQQuantizer):
+            out.append(QuantTarget(name or ROOT, module, module.weight, wq,
+                                   getattr(module, "input_quantizer", None)))
+    return Found(out, [])
 
-    Attributes:
-        name: group name, the module's fully qualified name in the model.
-        module: the layer (hooks for MACs and activation statistics go here).
-        weight: the latent float weight (FIT reads its ``.grad``).
-        quantizer: the weight quantizer (a :class:`BitQuantizer`).
-        input_quantizer: the layer's input quantizer, or ``None``.
 
-    Example (binding a quantizer from another framework):
-        >>> import torch, torch.nn as nn, bitalloc as ba, bitalloc_torch as bt
-        >>> class MyQuant(nn.Module):          # anything with the three protocol members
-        ...     def __init__(self):
-        ...         super().__init__()
-        ...         self.bits, self.scale = 8, torch.tensor(0.01)
-        ...     def set_bits(self, bits, keep_range=True):
-        ...         if keep_range:
-        ...             self.scale = self.scale * (2**self.bits - 1) / (2**bits - 1)
-        ...         self.bits = bits
-        ...     def quant_range(self):
-        ...         return self.scale * (2**self.bits - 1)
-        >>> layers = nn.ModuleDict({"a": nn.Linear(4, 4), "b": nn.Linear(4, 4)})
-        >>> targets = [QuantTarget(n, m, m.weight, MyQuant()) for n, m in layers.items()]
-        >>> isinstance(targets[0].quantizer, BitQuantizer)
-        True
-        >>> qb = bt.QBitOpt(layers, [ba.AverageBits(3.0)], bits=(2, 4), targets=targets)
-        >>> sorted(qb.bits.values()), qb.usage()["average_bits"]
-        ([2, 4], (3.0, 3.0))
+def _find_ao(model: nn.Module) -> Found:
+    out = [ao.ao_target(name or ROOT, m) for name, m in model.named_modules()]
+    return Found([t for t in out if t is not None], [])
+
+
+def find_all(model: nn.Module) -> dict[str, Found]:
+    """What every bound framework finds in ``model``: ``{framework: Found}`` for the
+    frameworks with at least one quantizer (allocatable or not), in discovery order.
+
+    Example:
+        >>> import torch.nn as nn, bitalloc_torch as bt
+        >>> m = bt.quantize_model(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2)))
+        >>> list(find_all(m))
+        ['bitalloc (quantize_model)']
     """
-
-    name: str
-    module: nn.Module
-    weight: torch.Tensor
-    quantizer: BitQuantizer
-    input_quantizer: BitQuantizer | None = None
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The wrapped module of ``DistributedDataParallel``/``DataParallel``, else ``model``."""
-    wrappers = (nn.parallel.DistributedDataParallel, nn.DataParallel)
-    while isinstance(model, wrappers):
-        model = model.module
-    return model
+    model = unwrap(model)
+    found: dict[str, Found] = {}
+    for framework, finder in ((BITALLOC, _find_lsq), (ao.FRAMEWORK, _find_ao)):
+        f = finder(model)
+        if f.targets or f.skipped:
+            found[framework] = f
+    for name in BINDINGS:
+        b = binding(name)
+        if b.IN_USE not in sys.modules:
+            continue  # not imported: the model cannot carry its quantizers
+        f = b.find(model)
+        if f.targets or f.skipped:
+            found[b.FRAMEWORK] = f
+    return found
 
 
 def find_targets(model: nn.Module) -> list[QuantTarget]:
-    """Every quantized layer of ``model``, in module order.
+    """Every allocatable quantized layer of ``model``, in module order (module docstring).
 
-    Finds layers made by :func:`bitalloc_torch.quantize_model` and
-    ``torch.ao.quantization`` QAT layers (``weight_fake_quant``).
+    Raises:
+        ValueError: the model carries quantizers of two or more frameworks.
 
     Example:
         >>> import torch.nn as nn, bitalloc_torch as bt
@@ -107,44 +94,16 @@ def find_targets(model: nn.Module) -> list[QuantTarget]:
         >>> [t.name for t in find_targets(m)]
         ['0', '1']
     """
-    from .ao import ao_target
-    from .quantizers import LSQQuantizer
-
-    out = []
-    for name, module in unwrap(model).named_modules():
-        name = name or ROOT
-        wq = getattr(module, "weight_quantizer", None)
-        if isinstance(wq, LSQQuantizer):
-            out.append(QuantTarget(name, module, module.weight, wq,
-                                   getattr(module, "input_quantizer", None)))
-            continue
-        target = ao_target(name, module)
-        if target is not None:
-            out.append(target)
-    return out
-
-
-def select(names: Iterable[str], spec, arg: str,
-           modules: dict[str, nn.Module] | None = None) -> set[str]:
-    """Names matched by ``spec``: an iterable of names or a predicate ``(name, module)``.
-
-    Raises:
-        ValueError: ``spec`` names something not in ``names`` (message starts with ``arg``).
-    """
-    names = list(names)
-    if spec is None:
-        return set()
-    if callable(spec):
-        pred: Callable = spec
-        mods = modules or {}
-        return {n for n in names if pred(n, mods.get(n))}
-    if isinstance(spec, str):
-        spec = [spec]
-    try:
-        wanted = set(spec)
-    except TypeError:
-        raise ValueError(f"{arg}: must be module names or a predicate, got {spec!r}") from None
-    unknown = sorted(w for w in wanted if w not in set(names))
-    if unknown:
-        raise ValueError(f"{arg}: unknown module names {unknown}")
-    return wanted
+    found = find_all(model)
+    if len(found) > 1:
+        raise ValueError(f"model: carries quantizers of several frameworks "
+                         f"({' and '.join(found)}); QBitOpt allocates one framework's "
+                         f"quantizers: remove the others or pass targets=[...]")
+    if not found:
+        return []
+    (framework, (targets, skipped)), = found.items()
+    for name, reason in skipped:
+        warnings.warn(f"find_targets: {framework} quantizer {name!r} cannot change its "
+                      f"bitwidth ({reason}); excluded from the allocation, it keeps its bits",
+                      UserWarning, stacklevel=2)
+    return targets

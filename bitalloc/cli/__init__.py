@@ -1,4 +1,4 @@
-"""The ``bitalloc`` command line: ``solve``, ``compare``, ``pareto`` and ``demo``.
+"""The ``bitalloc`` command line: ``solve``, ``compare``, ``pareto``, ``export`` and ``demo``.
 
 ``bitalloc solve PROBLEM.json [--method M] [--time-limit S] [--format table|json] [--out FILE]``
 (``-`` for ``PROBLEM.json`` reads the problem from standard input; the same for

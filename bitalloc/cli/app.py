@@ -17,7 +17,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from . import cmd_compare, cmd_demo, cmd_pareto, cmd_solve
+from . import cmd_compare, cmd_demo, cmd_export, cmd_pareto, cmd_solve
 from .common import (
     EXIT_BAD_INPUT,
     EXIT_BROKEN_PIPE,
@@ -35,7 +35,7 @@ __all__ = ["COMMANDS", "main", "build_parser", "EXIT_OK", "EXIT_BAD_INPUT", "EXI
            "EXIT_MISSING_DEPENDENCY", "EXIT_INTERNAL", "EXIT_BROKEN_PIPE"]
 
 #: The sub-command modules, in the order ``bitalloc --help`` lists them.
-COMMANDS = (cmd_solve, cmd_compare, cmd_pareto, cmd_demo)
+COMMANDS = (cmd_solve, cmd_compare, cmd_pareto, cmd_export, cmd_demo)
 
 _PREFIX = {EXIT_BAD_INPUT: "bad input: ", EXIT_INFEASIBLE: "infeasible: ",
            EXIT_MISSING_DEPENDENCY: ""}

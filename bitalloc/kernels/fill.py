@@ -10,9 +10,8 @@ first round is proportional to the candidates, not to ``M``.
 :func:`repair` is the reverse: it lowers groups, cheapest error increase per unit
 of violated budget first, until every constraint holds.
 
-Unlike :func:`bitalloc.solvers.greedy.greedy_fill` (the paper's greedy, one move at
-a time through a heap) these never loop over groups in Python except on short
-candidate lists.
+These never loop over groups in Python except on short candidate lists; the
+exact greedy order along convex hulls is :func:`bitalloc.kernels.moves.hull_greedy`.
 
 Example:
     >>> import bitalloc as ba

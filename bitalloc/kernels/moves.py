@@ -29,6 +29,8 @@ Example:
 
 from __future__ import annotations
 
+import heapq
+
 import numpy as np
 
 from ..compiled import Compiled
@@ -38,9 +40,10 @@ from .fill import fill, repair
 from .hull import Hulls, lower_hulls
 from .lp import SingleLP, single_lp
 
+_BLOCK = 2048  # candidates taken per block between vectorised re-filters
+
 __all__ = ["hull_greedy", "segment_fill", "split_alternatives", "SPLIT_MIN_GAP"]
 
-_SEQUENTIAL = 4096  # candidates up to this many are taken one by one
 #: :func:`split_alternatives` is skipped when the answer is this close to its bound.
 SPLIT_MIN_GAP = 1e-6
 
@@ -62,46 +65,53 @@ def segment_fill(h: Hulls, pos: np.ndarray, slack: np.ndarray, d: list[np.ndarra
                  rows: np.ndarray) -> np.ndarray:
     """Advance ``rows`` one hull point at a time, best next segment first, while it fits.
 
-    ``d[c]`` is the cost each segment adds to budget ``c``. Moves ``pos`` in place;
-    returns the slack left.
+    The exact greedy order: candidates whose next segment fits now are taken in order
+    of efficiency, and a group that moves offers its following segment at once (a
+    heap merged with the sorted candidates). ``d[c]`` is the cost each segment adds
+    to budget ``c``. Moves ``pos`` in place; returns the slack left.
     """
     kk = h.eff.shape[1]
     slack = np.array(slack, dtype=np.float64)
     if kk == 0 or len(rows) == 0:
         return slack
-
-    def movable(r):
-        j = np.minimum(pos[r], kk - 1)
-        ok = pos[r] < h.count[r] - 1
-        for dc, s in zip(d, slack):
-            ok &= dc[r, j] <= s
-        return r[ok]
-
-    rows = movable(rows)
-    while len(rows):
-        j = pos[rows]
-        eff = h.eff[rows, j]
-        if len(rows) > _SEQUENTIAL:  # the best chunk first; the rest wait in the pool
-            top = np.argpartition(-eff, _SEQUENTIAL)[:_SEQUENTIAL]
-            rest = np.ones(len(rows), dtype=bool)
-            rest[top] = False
-            pool, rows, j, eff = rows[rest], rows[top], j[top], eff[top]
-        else:
-            pool = rows[:0]
-        order = np.argsort(-eff, kind="stable")
-        rows, j = rows[order], j[order]
-        dd = np.stack([dc[rows, j] for dc in d], axis=1).tolist()
-        taken = []
-        sl = slack.tolist()
-        for m, dm in zip(rows.tolist(), dd):
+    j = np.minimum(pos[rows], kk - 1)
+    ok = pos[rows] < h.count[rows] - 1
+    for dc, sc in zip(d, slack):
+        ok &= dc[rows, j] <= sc
+    rows = rows[ok]
+    if len(rows) == 0:
+        return slack
+    eff0 = h.eff[rows, pos[rows]]
+    order = np.argsort(-eff0, kind="stable")
+    rows, eff0 = rows[order], eff0[order]
+    cand_d = np.stack([dc[rows, pos[rows]] for dc in d], axis=1)
+    sl = slack.tolist()
+    heap: list = []
+    while len(rows) or heap:
+        # drop the candidates that no longer fit (the slack only shrinks), then a block
+        keep = (cand_d <= np.array(sl)).all(axis=1)
+        rows, eff0, cand_d = rows[keep], eff0[keep], cand_d[keep]
+        b_rows, b_eff = rows[:_BLOCK].tolist(), eff0[:_BLOCK].tolist()
+        b_d = cand_d[:_BLOCK].tolist()
+        rows, eff0, cand_d = rows[_BLOCK:], eff0[_BLOCK:], cand_d[_BLOCK:]
+        last = not len(rows)
+        i, n = 0, len(b_rows)
+        while i < n or (heap and last):
+            if heap and (i >= n or -heap[0][0] > b_eff[i]):
+                _, m, dm = heapq.heappop(heap)
+            else:
+                m, dm = b_rows[i], b_d[i]
+                i += 1
             if all(x <= s for x, s in zip(dm, sl)):
                 sl = [s - x for x, s in zip(dm, sl)]
                 pos[m] += 1
-                taken.append(m)
-        slack = np.array(sl)
-        # skipped groups cannot fit any more; moved ones may take their next segment
-        rows = movable(np.concatenate([pool, np.array(taken, dtype=np.int64)]))
-    return slack
+                q = pos[m]
+                if q < h.count[m] - 1:
+                    heapq.heappush(heap, (-float(h.eff[m, q]), m,
+                                          [float(dc[m, q]) for dc in d]))
+        if last and not heap:
+            break
+    return np.array(sl)
 
 
 def hull_greedy(cp: Compiled, lp: SingleLP | None = None) -> np.ndarray | None:

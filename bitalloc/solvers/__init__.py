@@ -3,7 +3,15 @@
 Heavy dependencies (cvxpy, ortools) are imported only when their solver runs.
 """
 
-from . import auto, exact, fractional, greedy, ilp, lagrangian  # noqa: F401  (registration side effects)
+from . import (  # noqa: F401  (registration side effects)
+    auto,
+    exact,
+    fractional,
+    greedy,
+    ilp,
+    ilp_onehot,
+    lagrangian,
+)
 from .base import SOLVERS, SolverOutput, get_solver, register
 
 __all__ = ["SOLVERS", "SolverOutput", "get_solver", "register"]

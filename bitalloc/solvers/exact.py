@@ -6,7 +6,7 @@
    ``(m, k)`` costs at least ``L + T[m, k] - min_j T[m, j]`` (weak duality). Options
    for which that exceeds ``U`` cannot be in any allocation better than the
    incumbent, so they are dropped; groups left with one option are fixed.
-3. CP-SAT (:func:`.ilp.cpsat`) solves what is left (the *core*, typically a few
+3. CP-SAT (:func:`bitalloc.kernels.cpsat.cpsat`) solves what is left (the *core*, typically a few
    percent of the groups), starting from the incumbent. Its optimum is the optimum
    of the whole problem, and its bound is a bound on the whole problem.
 
@@ -33,10 +33,10 @@ import numpy as np
 
 from ..compiled import Compiled
 from ..errors import require
+from ..kernels.cpsat import cpsat
 from ..kernels.lagrange import priced
 from ..numeric import GAP_OPTIMAL, rel_gap
 from .base import SolverOutput, register
-from .ilp import cpsat
 from .lagrangian import LagrangianResult, lagrangian
 
 __all__ = ["solve_exact", "reduced_options", "close_core", "Core"]

@@ -3,7 +3,7 @@
 Each group picks a convex combination of its allowed candidates (the convex hull of
 its (cost, error) points); the relaxation minimises total error under every budget.
 Its value, evaluated as a Lagrangian bound at the solver's duals (or the certified
-dual bound of :func:`bitalloc.bounds.dual_bound` when that is tighter), is the proven
+dual bound of :func:`bitalloc.kernels.bounds.dual_bound` when that is tighter), is the proven
 lower bound. The fractional bitwidths
 are rounded down to candidates (each group's largest allowed bitwidth not above
 its fractional mean) and then filled greedily,

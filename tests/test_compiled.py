@@ -1,0 +1,42 @@
+"""The compiled form: ties merged, every budget normalised once by a power of two."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import bitalloc as ba
+from bitalloc.compiled import compile_problem, pow2_at_least
+
+
+@pytest.mark.parametrize("unit", [1e-7, 1.0, 1e15])
+def test_costs_and_limits_are_normalised_exactly(unit):
+    costs = np.array([[1.0, 2.0, 4.0], [3.0, 5.0, 9.0]]) * unit
+    p = ba.Problem(errors=[[3.0, 2.0, 1.0], [3.0, 2.0, 1.0]], sizes=[1, 1], bits=(2, 4, 8),
+                   constraints=[ba.LinearBudget(costs, 9.0 * unit, name="lat"),
+                                ba.AverageBits(5.0)])
+    cp = compile_problem(p)
+    for c, con in enumerate(p.constraints):
+        s = cp.scales[c]
+        assert math.frexp(s)[0] == 0.5  # a power of two: dividing by it is exact
+        assert np.array_equal(cp.costs[c] * s, con.cost_table(p))
+        assert cp.limits[c] * s == con.limit
+        assert np.abs(cp.costs[c]).max(axis=1).sum() <= 1.0 and abs(cp.limits[c]) <= 1.0
+    assert np.array_equal(cp.errors * cp.e_scale, p.errors)
+
+
+def test_compiling_is_pure_and_cached_form_is_read_only():
+    p = ba.Problem.from_sensitivities([1.0, 2.0, 3.0], [1, 2, 3], bits=(2, 4),
+                                      ties=[[0, 2]], constraints=[ba.AverageBits(3.0)])
+    a, b = compile_problem(p), compile_problem(p)
+    assert np.array_equal(a.errors, b.errors) and a.group_of.tolist() == [0, 1, 0]
+    assert p.compiled() is p.compiled()
+    with pytest.raises(ValueError, match="read-only"):
+        p.compiled().costs[0][0, 0] = 1.0
+
+
+def test_pow2_at_least():
+    assert [pow2_at_least(x) for x in (0.0, 1.0, 3.0, 4.0, 1e-300)] == \
+        [1.0, 1.0, 4.0, 4.0, 2.0 ** math.ceil(math.log2(1e-300))]
