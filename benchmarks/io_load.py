@@ -8,7 +8,10 @@ Files: ``N`` groups named ``layer{i}.weight`` with an integer size; ``sens``: a
 numbers). Baseline in the same run: Python's own ``json.loads`` of the same bytes (what
 any JSON loader must pay); ``strict`` adds the duplicate-key / NaN checks
 (:func:`bitalloc.strict_json.loads`); ``load_problem`` is the whole path from the file to a
-validated :class:`bitalloc.Problem`. Each time is the median of ``runs`` runs.
+validated :class:`bitalloc.Problem`. Each time is the median of ``runs`` runs. Each save
+writes a new file: rewriting the same file made the repeated saves of one run about 4x
+slower than the first (presumably the file system flushing the truncated file to the
+shared disk), which measures the disk, not the serialisation.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import platform
 import statistics
 import tempfile
 import time
+from itertools import count
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +79,8 @@ def main() -> None:
                 strict = _median(lambda raw=raw: loads(raw.decode()), args.runs)
                 full = _median(lambda path=path: load_problem(path), args.runs)
                 p = load_problem(path)
-                save = _median(lambda p=p, d=d: save_problem(p, Path(d) / "out.json"), args.runs)
+                names = (Path(d) / f"out{n}{kind}{i}.json" for i in count())  # a new file each
+                save = _median(lambda p=p, names=names: save_problem(p, next(names)), args.runs)
                 rows.append((n, kind, len(raw) / 2**20, base, strict, full, full / base, save))
                 print(rows[-1], flush=True)
     load = os.getloadavg()[0]

@@ -21,7 +21,6 @@ checks); ``save_problem`` writes every number losslessly (``10.5`` stays ``10.5`
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
 from itertools import chain, compress, count, repeat
@@ -45,6 +44,10 @@ DEFAULT_BITS = (2, 3, 4, 5, 6, 7, 8)
 _TOP = frozenset({"bits", "noise", "groups", "ties", "constraints", "description"})
 _GROUP = frozenset({"name", "size", "sensitivity", "errors", "macs", "act_bits",
                     "allowed_bits"})
+#: Problem's argument names in its error messages -> where the values sit in the file.
+_ARG_PATH = {"sizes": "groups[*].size", "errors": "groups[*].errors", "macs": "groups[*].macs",
+             "act_bits": "groups[*].act_bits", "names": "groups[*].name",
+             "allowed": "groups[*].allowed_bits", "sensitivity": "groups[*].sensitivity"}
 _CONSTRAINTS = {
     "average_bits": (AverageBits, "max"),
     "memory": (MemoryBudget, "max_bytes"),
@@ -167,10 +170,6 @@ def _groups(raw: Any, bits: list[int], noise: str) -> dict[str, Any]:
             "allowed": allowed}
 
 
-def _takes_groups(cls: type) -> bool:
-    return "groups" in inspect.signature(cls).parameters
-
-
 def _constraint(c: Any, i: int, index: dict[str, int], n: int, k: int) -> Constraint:
     path = f"constraints[{i}]"
     if not isinstance(c, dict):
@@ -191,9 +190,6 @@ def _constraint(c: Any, i: int, index: dict[str, int], n: int, k: int) -> Constr
     kwargs: dict[str, Any] = {"name": name}
     if "groups" in c:
         kwargs["groups"] = _scope(c["groups"], f"{path}.groups", index, n)
-        if not _takes_groups(cls):
-            fail(f"{path}.groups", f"scoped constraints need a bitalloc core whose {cls.__name__} "
-                                   f"takes groups=; this one does not")
     costs = _costs(c.get("costs", MISSING), f"{path}.costs", n, k) if kind == "linear" else None
     try:
         return cls(limit, **kwargs) if costs is None else LinearBudget(costs, limit, **kwargs)
@@ -274,9 +270,13 @@ def problem_from_dict(data: Any) -> Problem:
         if isinstance(c, BOPsBudget) and g["macs"] is None:
             fail("groups[0].macs", f"required by constraints[{i}] (bops)")
     ties = _ties(data.get("ties", []), index, n)
-    return Problem(errors=g["errors"], sizes=g["sizes"], bits=bits, names=g["names"],
-                   macs=g["macs"], act_bits=g["act_bits"], allowed=g["allowed"] or None,
-                   ties=ties or None, constraints=cons)
+    try:
+        return Problem(errors=g["errors"], sizes=g["sizes"], bits=bits, names=g["names"],
+                       macs=g["macs"], act_bits=g["act_bits"], allowed=g["allowed"] or None,
+                       ties=ties or None, constraints=cons)
+    except ValueError as e:  # whole-problem checks (totals that overflow, ...): as JSON paths
+        arg, sep, rest = str(e).partition(": ")
+        raise ValueError(f"{_ARG_PATH.get(arg, arg)}{sep}{rest}") from None
 
 
 def loads_problem(text: str | bytes) -> Problem:

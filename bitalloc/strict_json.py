@@ -50,7 +50,7 @@ def join_path(path: str, key: str | int) -> str:
     """
     if isinstance(key, int):
         return f"{path}[{key}]"
-    if not key.isidentifier():
+    if not (key.isascii() and key.isidentifier()):
         return f"{path}[{json.dumps(key)}]"
     return key if path == "$" else f"{path}.{key}"
 

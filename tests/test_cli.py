@@ -391,3 +391,17 @@ def test_a_module_with_add_parser_and_func_registers(monkeypatch, capsys):
     assert _main(monkeypatch, capsys, ["hello"])[:2] == (0, "hi\n")
     assert _main(monkeypatch, capsys, ["hello", "--fail"]) == (2, "", "bitalloc: bad input: "
                                                                        "hello: bad\n")
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="core bug: a limit or cost near 1e308 raises OverflowError in "
+                          "compiled.pow2_at_least (exit 1); remove this marker once fixed")
+@pytest.mark.parametrize("constraint", [
+    {"type": "average_bits", "max": 1e308},
+    {"type": "linear", "max": 1, "costs": [[1e308, 1e308, 1e308], [1, 2, 3]]},
+])
+def test_extreme_limits_are_not_internal_errors(monkeypatch, capsys, constraint):
+    data = json.loads(json.dumps(PROBLEM))
+    data["constraints"] = [constraint]
+    code, _, err = _main(monkeypatch, capsys, ["solve", "-"], stdin=json.dumps(data))
+    assert code in (0, 2, 3), err

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import inspect
 import json
 import re
 
@@ -336,6 +335,18 @@ def test_hostile_values_are_named(path, value, match):
         problem_from_dict(data)
 
 
+@pytest.mark.parametrize("groups, constraints, match", [
+    ([{"size": 1e308, "sensitivity": 1}] * 2, [], r"^groups\[\*\]\.size: the total overflows"),
+    ([{"size": 1, "errors": [1e308] * 3}] * 2, [], r"^groups\[\*\]\.errors: the total error"),
+    ([{"size": 1, "sensitivity": 1, "macs": 1e308, "act_bits": 8}], [{"type": "bops", "max": 1}],
+     r"^groups\[\*\]\.macs: the total overflows"),
+])
+def test_whole_problem_errors_use_json_paths(groups, constraints, match):
+    groups = [dict(g, name=f"g{i}") for i, g in enumerate(groups)]
+    with pytest.raises(ValueError, match=match):
+        problem_from_dict({"bits": [2, 4, 8], "groups": groups, "constraints": constraints})
+
+
 def test_ties_accept_indices():
     data = copy.deepcopy(GOOD)
     data["ties"] = [[1, "down"]]
@@ -379,9 +390,6 @@ def test_many_groups_in_one_pass():
 
 # --- scoped constraints: "groups" on a constraint ---------------------------------------
 
-SCOPED = bool("groups" in inspect.signature(ba.AverageBits).parameters)
-
-
 @pytest.mark.parametrize("value, match", [
     ("conv1", r"^constraints\[0\]\.groups: must be a list"),
     ([], r"^constraints\[0\]\.groups: must name at least one group"),
@@ -397,7 +405,6 @@ def test_scope_errors_are_named(value, match):
         problem_from_dict(data)
 
 
-@pytest.mark.skipif(not SCOPED, reason="the core's constraints take no groups= yet")
 def test_scoped_constraints_load_solve_and_round_trip():
     data = {"bits": [2, 4, 8],
             "groups": [{"name": "w1", "size": 100, "sensitivity": 4.0},
@@ -413,14 +420,6 @@ def test_scoped_constraints_load_solve_and_round_trip():
     d = problem_to_dict(p)
     assert d["constraints"][0]["groups"] == ["w1", 1]
     _equal_problems(p, problem_from_dict(d))
-
-
-@pytest.mark.skipif(SCOPED, reason="the core's constraints take groups=")
-def test_scoped_constraints_need_a_newer_core():
-    data = copy.deepcopy(GOOD)
-    data["constraints"][0]["groups"] = ["conv1"]
-    with pytest.raises(ValueError, match=r"^constraints\[0\]\.groups: scoped constraints need"):
-        problem_from_dict(data)
 
 
 # --- fuzz: any JSON value at any field is a Problem or a ValueError ----------------------
@@ -445,7 +444,7 @@ def _paths(node, prefix=()):
 
 
 ALL_PATHS = [p for p in _paths(GOOD) if p]
-JSON_PATH = re.compile(r'^(\$|[A-Za-z_]\w*)(\.[A-Za-z_]\w*|\[\d+\]|\["(?:[^"\\]|\\.)*"\])*: ')
+JSON_PATH = re.compile(r'^(\$|[A-Za-z_]\w*)(\.[A-Za-z_]\w*|\[(\d+|\*)\]|\["(?:[^"\\]|\\.)*"\])*: ')
 
 
 @settings(max_examples=300, deadline=None)
