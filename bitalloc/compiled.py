@@ -35,11 +35,15 @@ __all__ = ["Compiled", "compile_problem", "pow2_at_least"]
 
 
 def pow2_at_least(x: float) -> float:
-    """The smallest power of two ``>= x`` (1.0 for ``x <= 0``); exact to scale by."""
+    """The smallest power of two ``>= x`` (1.0 for ``x <= 0``); exact to scale by.
+
+    Above ``2**1023`` (the largest power of two a float holds) it is ``2**1023``, so
+    ``x / pow2_at_least(x)`` stays below 2 for every finite ``x``.
+    """
     if not x > 0:
         return 1.0
     m, e = math.frexp(x)
-    return math.ldexp(1.0, e - 1) if m == 0.5 else math.ldexp(1.0, e)
+    return math.ldexp(1.0, min(e - 1 if m == 0.5 else e, 1023))
 
 
 @dataclass(frozen=True, eq=False)

@@ -393,9 +393,6 @@ def test_a_module_with_add_parser_and_func_registers(monkeypatch, capsys):
                                                                        "hello: bad\n")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="core bug: a limit or cost near 1e308 raises OverflowError in "
-                          "compiled.pow2_at_least (exit 1); remove this marker once fixed")
 @pytest.mark.parametrize("constraint", [
     {"type": "average_bits", "max": 1e308},
     {"type": "linear", "max": 1, "costs": [[1e308, 1e308, 1e308], [1, 2, 3]]},

@@ -40,3 +40,10 @@ def test_compiling_is_pure_and_cached_form_is_read_only():
 def test_pow2_at_least():
     assert [pow2_at_least(x) for x in (0.0, 1.0, 3.0, 4.0, 1e-300)] == \
         [1.0, 1.0, 4.0, 4.0, 2.0 ** math.ceil(math.log2(1e-300))]
+
+
+def test_pow2_at_least_near_the_float_maximum_stays_finite():
+    # 2**1024 is not a float: above 2**1023 the scale is 2**1023 and x / scale < 2
+    for x in (2.0 ** 1023, 1e308, 1.7976931348623157e308):
+        s = pow2_at_least(x)
+        assert s == 2.0 ** 1023 and x / s < 2
