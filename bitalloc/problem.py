@@ -79,7 +79,8 @@ class Problem:
         setf(self, "act_bits", _readonly(np.full(n, 8.0) if act_bits is None else
                                          self._per_group(act_bits, "act_bits", n, positive=True)))
         if self.macs is not None:
-            _finite_total(self.macs * self.act_bits, "macs")
+            with np.errstate(over="ignore"):
+                _finite_total(self.macs * self.act_bits, "macs")
         index = self.index_of if (allowed or ties) else None
         setf(self, "allowed", _readonly(v.allowed_mask(allowed, self.bits, self.names, index)))
         setf(self, "ties", v.tie_groups(ties, self.names, index))
