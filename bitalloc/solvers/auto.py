@@ -39,11 +39,11 @@ from ..numeric import GAP_OPTIMAL, rel_gap
 from .base import SolverOutput, register
 from .lagrangian import lagrangian
 
-__all__ = ["solve_auto", "have_module", "AUTO_CORE_MAX_OPTIONS", "AUTO_CORE_MAX_OPTIONS_MULTI",
-           "AUTO_TIME_LIMIT"]
+__all__ = ["solve_auto", "have_module", "AUTO_CORE_MAX_OPTIONS", "AUTO_TIME_LIMIT"]
 
-AUTO_CORE_MAX_OPTIONS = 5_000
-AUTO_CORE_MAX_OPTIONS_MULTI = 2_000
+#: Largest core (options) ``auto`` hands to CP-SAT: beyond it building the model alone
+#: costs seconds. Below it, whether to go on is measured (``close_core``).
+AUTO_CORE_MAX_OPTIONS = 50_000
 AUTO_TIME_LIMIT = 10.0
 
 
@@ -67,8 +67,7 @@ def solve_auto(cp: Compiled, time_limit: float | None = None) -> SolverOutput:
     from .exact import close_core, reduced_options
 
     core = reduced_options(cp, lag)
-    if core.options > (AUTO_CORE_MAX_OPTIONS if len(cp.costs) == 1 else
-                       AUTO_CORE_MAX_OPTIONS_MULTI):
+    if core.options > AUTO_CORE_MAX_OPTIONS:
         return SolverOutput(lag.choice, lag.bound, False, "lagrangian")
     left = max(limit - (time.perf_counter() - t0), 0.01)
-    return close_core(cp, lag, core, left)
+    return close_core(cp, lag, core, left, stop_when_stalled=True)
