@@ -39,11 +39,19 @@ from ..numeric import GAP_OPTIMAL, rel_gap
 from .base import SolverOutput, register
 from .lagrangian import LagrangianResult, lagrangian
 
-__all__ = ["solve_exact", "reduced_options", "close_core", "Core"]
+__all__ = ["solve_exact", "reduced_options", "close_core", "Core", "STALL_CLOSE", "STALL_SHRINK",
+           "STALL_SLICES"]
 
 #: Relative slack (of the incumbent) kept when fixing, absorbing rounding in ``L``.
 FIX_RTOL = 1e-9
-_FIRST_SLICE = 1.0      # seconds of the first CP-SAT run on the core
+_FIRST_SLICE = 1.0      # seconds of the first CP-SAT run on the core, at least
+_SLICE_PER_OPTION = 2e-3  # ... and this many seconds per core option
+#: ``close_core(stop_when_stalled=True)`` stops after ``STALL_SLICES`` slices in a row
+#: whose bound closed less than ``STALL_CLOSE`` of the gap and whose answer did not
+#: shrink the core to ``STALL_SHRINK`` of its groups.
+STALL_CLOSE = 0.2
+STALL_SHRINK = 0.6
+STALL_SLICES = 2
 _ONE_WORKER_MAX = 5000  # cores up to this many groups run CP-SAT single-threaded
 
 
@@ -78,18 +86,30 @@ def reduced_options(cp: Compiled, lag: LagrangianResult) -> Core:
 
 
 def close_core(cp: Compiled, lag: LagrangianResult, core: Core,
-               time_limit: float | None) -> SolverOutput:
+               time_limit: float | None, stop_when_stalled: bool = False) -> SolverOutput:
     """Solve the core with CP-SAT; the better of its answer and the incumbent.
 
-    CP-SAT runs in growing time slices (one worker, its LP at full strength: the
-    fastest setting on these LP-tight knapsacks). When a slice ends unproven with a
-    better answer, fixing is redone against it, which shrinks the core. Every
-    CP-SAT bound is valid for the whole problem, because each core contains every
-    allocation at least as good as the incumbent it was fixed against.
+    CP-SAT runs in time slices (one worker, its LP at full strength: the fastest
+    setting on these LP-tight knapsacks). The first slice grows with the core (CP-SAT
+    needs about ``2 ms`` per option to presolve and return its first answer). When a
+    slice ends unproven with a better answer, fixing is redone against it, which
+    shrinks the core (about in proportion to the gap); the next slice keeps its length
+    when the core at least halved, else it is four times longer. Every CP-SAT bound
+    is valid for the whole problem, because each core contains every allocation at
+    least as good as the incumbent it was fixed against.
+
+    With ``stop_when_stalled`` (``auto``), the slices are also a measurement: it stops
+    after ``STALL_SLICES`` slices in a row that neither proved the core, nor closed
+    ``STALL_CLOSE`` of the gap with their bound, nor shrank the core to
+    ``STALL_SHRINK`` of its groups (CP-SAT's proofs of these cores come in one jump,
+    so one such slice is not enough evidence), and returns
+    the best answer with the best bound (a slice that returned no answer at all
+    measured nothing and never counts as stalled).
     """
     t0 = time.perf_counter()
     best, bound = lag, lag.bound
-    slice_s = _FIRST_SLICE
+    slice_s = max(_FIRST_SLICE, _SLICE_PER_OPTION * core.options)
+    stalls = 0
     while True:
         if core.groups == 0:  # only the incumbent survived: it is optimal
             return SolverOutput(best.choice, max(bound, best.objective), True, "exact")
@@ -102,6 +122,7 @@ def close_core(cp: Compiled, lag: LagrangianResult, core: Core,
                     workers=1 if core.groups <= _ONE_WORKER_MAX else None)
         if out.infeasible:  # cannot happen (the incumbent is in the core); be safe
             return SolverOutput(best.choice, bound, False, "exact")
+        gap_before, bound_before = best.objective - bound, bound
         bound = max(bound, out.bound)
         better = out.choice is not None and cp.objective(out.choice) < best.objective
         if better:
@@ -114,9 +135,17 @@ def close_core(cp: Compiled, lag: LagrangianResult, core: Core,
             return SolverOutput(best.choice, bound, True, "exact")
         if last:
             return SolverOutput(best.choice, bound, False, "exact")
+        groups_before = core.groups
         if better:
             core = reduced_options(cp, best)  # best.bound is still L(lam) of best.lam
-        slice_s *= 4.0
+        shrunk = core.groups <= STALL_SHRINK * groups_before
+        stalled = out.choice is not None and not shrunk and \
+            bound - bound_before < STALL_CLOSE * max(gap_before, 0.0)
+        stalls = stalls + 1 if stalled else 0
+        if stop_when_stalled and stalls >= STALL_SLICES:
+            return SolverOutput(best.choice, bound, False, "exact")
+        if not shrunk:
+            slice_s *= 4.0
 
 
 @register("exact")

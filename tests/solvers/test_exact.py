@@ -16,7 +16,9 @@ from reference import assert_feasible, brute_force, close
 from strategies import layer_problem, small_problems
 
 import bitalloc as ba
+from bitalloc.numeric import rel_gap
 from bitalloc.solvers import auto as auto_mod
+from bitalloc.solvers import exact as exact_mod
 from bitalloc.solvers.exact import reduced_options
 from bitalloc.solvers.lagrangian import lagrangian
 
@@ -79,9 +81,33 @@ def test_auto_small_is_exact_and_large_is_fast():
 
 
 def test_auto_returns_lagrangian_when_the_core_is_too_big(monkeypatch):
-    monkeypatch.setattr(auto_mod, "AUTO_CORE_MAX_OPTIONS_MULTI", 0)
+    monkeypatch.setattr(auto_mod, "AUTO_CORE_MAX_OPTIONS", 0)
     r = ba.solve(layer_problem(500, 9, ("avg", "bops")))
     assert r.method == "lagrangian" and r.status == "feasible" and 0 < r.gap < 1e-2
+
+
+def test_auto_stops_a_stalled_core_with_the_better_answer(monkeypatch):
+    # every slice counts as stalled: auto stops after the first one that answered
+    monkeypatch.setattr(exact_mod, "STALL_SLICES", 1)
+    monkeypatch.setattr(exact_mod, "STALL_CLOSE", 2.0)
+    monkeypatch.setattr(exact_mod, "STALL_SHRINK", -1.0)
+    p = layer_problem(3000, 6, ("avg", "bops", "mem"), bits=(2, 3, 4, 5, 6, 7, 8))
+    cp = p.compiled()
+    lag = lagrangian(cp)
+    r = ba.solve(p, time_limit=600)
+    assert_feasible(p, r.bits)
+    opt = ba.solve(p, method="exact")
+    assert opt.status == "optimal"
+    assert r.gap <= rel_gap(lag.objective, lag.bound) * (1 + 1e-9)  # never worse than lagrangian
+    assert opt.objective <= r.objective * (1 + 1e-12) and r.bound <= opt.objective * (1 + 1e-12)
+
+
+def test_auto_proves_twenty_thousand_groups_with_three_budgets():
+    # the decision, not the speed: with a generous limit the measured core is closed
+    p = layer_problem(20_000, 1, ("avg", "bops", "mem"), bits=(2, 3, 4, 5, 6, 7, 8))
+    r = ba.solve(p, time_limit=300)
+    assert r.status == "optimal" and r.method == "exact" and r.gap <= 1e-9
+    assert_feasible(p, r.bits)
 
 
 def test_auto_without_ortools_uses_lagrangian(monkeypatch):
