@@ -164,7 +164,12 @@ def _restricted_lp(cp: Compiled, rows: np.ndarray, fixed: np.ndarray, e_scale: f
     a_ub = np.vstack([cost[g, k] / s for cost, s in zip(cp.costs, scales)])
     a_eq = csr_matrix((np.ones(len(r)), (r, np.arange(len(r)))), shape=(len(rows), len(r)))
     res = linprog(c, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=np.ones(len(rows)), bounds=(0, 1),
-                  method="highs-ds")
+                  method="highs-ds",
+                  # HiGHS's default 1e-7 left the dual search unconverged at 10^5 groups x 3
+                  # budgets (bound 2.8e-8 too low); the multipliers only tighten the bound,
+                  # which stays valid for any multipliers.
+                  options={"dual_feasibility_tolerance": 1e-10,
+                           "primal_feasibility_tolerance": 1e-10})
     if res.status != 0:
         return None
     rest = np.ones(cp.n, dtype=bool)
