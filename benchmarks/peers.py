@@ -64,15 +64,19 @@ def instance(problem: ba.Problem) -> tuple[dict, list[np.ndarray]]:
     """The compiled MCKP as the worker reads it, and each group's allowed candidates."""
     cp = problem.compiled()
     idx = [np.flatnonzero(cp.allowed[i]) for i in range(cp.n)]
-    costs = [np.asarray(c, dtype=float) for c in cp.costs]
-    inst = {"errors": [cp.errors[i, k].tolist() for i, k in enumerate(idx)],
+    # back to the problem's own units (the core divides by powers of two: exact), as the
+    # peers' tools would be given them; their tolerances are absolute
+    scales = np.ones(len(cp.costs)) if cp.scales is None else np.asarray(cp.scales, float)
+    costs = [np.asarray(c, dtype=float) * sc for c, sc in zip(cp.costs, scales)]
+    errors = np.asarray(cp.errors, dtype=float) * float(cp.e_scale)
+    ints = getattr(cp, "int_scales", ()) or [None] * len(costs)
+    inst = {"errors": [errors[i, k].tolist() for i, k in enumerate(idx)],
             "costs": [[c[i, k].tolist() for i, k in enumerate(idx)] for c in costs],
-            "limits": [float(x) for x in cp.limits],
+            "limits": [float(x) * sc for x, sc in zip(cp.limits, scales)],
             "names": list(cp.constraint_names),
             # per budget, the factor that makes its costs integral (size x bits for the
             # bit budgets) or None: AutoRound's DP counts integer bits
-            "int_scale": [None if f is None else float(f)
-                          for f in getattr(cp, "int_scales", [None] * len(costs))]}
+            "int_scale": [None if f is None else float(f) / sc for f, sc in zip(ints, scales)]}
     return inst, idx
 
 
