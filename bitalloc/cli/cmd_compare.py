@@ -18,7 +18,9 @@ from .common import EXIT_OK, Output, add_output_options, exit_code_of, json_text
 
 __all__ = ["COMPARE_METHODS", "compare_rows", "format_compare", "register", "run"]
 
-COMPARE_METHODS = ("greedy", "fractional", "lagrangian", "exact", "ilp")
+#: ``ilp`` is the fast exact path (Lagrangian bound, reduced-cost fixing, CP-SAT core);
+#: ``ilp_onehot`` the plain one-hot CP-SAT model, kept as the reference.
+COMPARE_METHODS = ("greedy", "fractional", "lagrangian", "exact", "ilp", "ilp_onehot")
 _REASON_CHARS = 100
 
 

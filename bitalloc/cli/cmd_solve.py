@@ -17,7 +17,9 @@ def register(sub) -> None:
     """Add the ``solve`` sub-command to an argparse sub-parser collection."""
     s = sub.add_parser("solve", help="solve one problem file")
     s.add_argument("problem", help="problem JSON file (DESIGN.md section 4), or - for stdin")
-    s.add_argument("--method", default="auto", help=f"one of {sorted(SOLVERS)} (default auto)")
+    s.add_argument("--method", default="auto",
+                   help=f"one of {sorted(SOLVERS)} (default auto; ilp = the fast exact path, "
+                        "ilp_onehot = the plain one-hot CP-SAT reference)")
     add_output_options(s)
     s.set_defaults(run=run)
 
