@@ -1,4 +1,6 @@
-"""``bitalloc demo``: QAT on digits, uniform vs QBitOpt (needs the ``demo`` extra).
+"""``bitalloc demo``: Fashion-MNIST, uniform vs bitalloc post-training and after QAT.
+
+Needs the ``demo`` extra.
 
 The demo lives in the torch adapter and parses its own options (``bitalloc demo
 --help``). The core never imports the adapter statically: the demo module is looked
@@ -20,7 +22,8 @@ _DEMO_MODULE = "bitalloc_torch.demo.run"
 def register(sub) -> None:
     """Add ``demo`` to the help listing (its options are parsed by the demo itself)."""
     sub.add_parser(NAME, add_help=False,
-                   help="QAT on digits: uniform vs QBitOpt (`bitalloc demo --help`; needs torch)")
+                   help="Fashion-MNIST: uniform vs bitalloc, post-training and after QAT "
+                        "(`bitalloc demo --help`; needs torch)")
 
 
 def run_argv(argv: list[str]) -> int:
