@@ -57,7 +57,6 @@ import argparse
 import datetime
 import json
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -69,14 +68,13 @@ import bitalloc_torch as bt
 from bitalloc.io import save_problem
 
 from . import pretrained_models as pm
-from .pretrained_ptq import WeightPTQ, error_tables, solve_arm
-from .pretrained_rounds import effnet_fit, minilm_fit, reestimate
+from .pretrained_arms import BITS, PRIMARY, Timer, compare, delta_problem, rounds, table_problems
+from .pretrained_ptq import WeightPTQ, error_tables
+from .pretrained_rounds import effnet_fit, minilm_fit
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 EXAMPLES = ROOT / "examples"
-BITS = (2, 3, 4, 5, 6, 7, 8)
-PRIMARY = "FIT-δ"
 #: ``arms``: allocation arms run (None: all, incl. ``FIT-r(b)`` and ``Hutch-δ``, whose
 #: traces then need ``img_hutch`` / ``sent_hutch`` > 0); ``bc_arms``: arms also run with
 #: bias correction (``bc_mode``, see ``pretrained_ptq.BC_MODES``) on the estimation set;
@@ -93,107 +91,6 @@ QUICK = {"img_est": 2, "img_eval": 4, "img_hutch": 0, "sent_est": 8, "sent_eval"
          "bc_mode": "layer", "reest": {"efficientnet": (4.0,), "minilm": (4.0,)},
          "rounds": 1}
 EFFNET_PINNED = {"_conv_stem": 8, "_fc": 8}
-
-
-class Timer:
-    """Seconds per phase."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    @contextmanager
-    def __call__(self, phase: str):
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - t0
-
-
-def compare(ptq: WeightPTQ, problems: dict, pinned: dict[str, int], cfg: dict, evaluate,
-            correct, timer: Timer, log) -> dict:
-    """Uniform (integer budgets) and the arms' allocations at each budget, evaluated.
-
-    ``cfg["arms"]`` limits the arms (None: all); at non-integer budgets (where uniform
-    cannot fit exactly) only ``cfg["fractional_arms"]`` run. Arms in ``cfg["bc_arms"]``
-    are also evaluated after ``correct()`` (bias correction of the applied allocation),
-    as ``"<arm> + BC"``, with the identical bits.
-    """
-    if cfg["arms"] is not None:
-        problems = {a: p for a, p in problems.items() if a in cfg["arms"]}
-    out = {}
-
-    def with_bc(row: dict, arm: str, budget: float) -> None:
-        if arm not in cfg["bc_arms"]:
-            return
-        with timer("bias correction"):
-            size = correct()
-        with timer("evaluate"):
-            row[f"{arm} + BC"] = {**row[arm], "metrics": evaluate(),
-                                  "bc_rms": float(np.sqrt(np.mean(np.square(
-                                      list(size.values())))))}
-        log(f"  {budget:g} bits {arm} + BC: {row[f'{arm} + BC']['metrics']}")
-
-    for budget in cfg["budgets"]:
-        row: dict[str, dict] = {}
-        if float(budget).is_integer():
-            with timer("evaluate"):
-                ptq.apply(ptq.uniform(int(budget), pinned))
-                row["uniform"] = {"metrics": evaluate(), "average_bits": float(budget)}
-            log(f"  {budget:g} bits uniform: {row['uniform']['metrics']}")
-            with_bc(row, "uniform", budget)
-        for arm, make in problems.items():
-            if not float(budget).is_integer() and arm not in cfg["fractional_arms"]:
-                continue
-            with timer("solve"):
-                alloc, report = solve_arm(make(budget))
-            with timer("evaluate"):
-                ptq.apply({**pinned, **alloc})
-                row[arm] = {"metrics": evaluate(), "solver": report, "bits": alloc,
-                            "average_bits": report["average_bits"]}
-            log(f"  {budget:g} bits {arm}: {row[arm]['metrics']} ({report['status']}, "
-                f"gap {report['gap']:.1e})")
-            with_bc(row, arm, budget)
-        out[f"{budget:g}"] = row
-    return out
-
-
-def rounds(ptq: WeightPTQ, res: dict, pinned: dict, cfg: dict, key: str, fit_here,
-           problem_at, evaluate, correct, timer: Timer, log) -> dict:
-    """Re-estimation rounds of the primary arm at the budgets ``cfg["reest"][key]``.
-
-    The last round's allocation is also evaluated with bias correction
-    (``"metrics_bc"``) when the primary arm is in ``cfg["bc_arms"]``.
-    """
-    out = {}
-    for budget in cfg["reest"].get(key, ()):
-        start = res.get(f"{budget:g}", {}).get(PRIMARY)
-        if not start or cfg["rounds"] < 1:
-            continue
-        with timer("re-estimation"):
-            steps = reestimate(ptq, start["bits"], pinned, fit_here,
-                               lambda trace, b=budget: problem_at(trace, b), evaluate,
-                               cfg["rounds"], log)
-        if PRIMARY in cfg["bc_arms"]:  # the last round's allocation is still applied
-            with timer("bias correction"):
-                correct()
-            with timer("evaluate"):
-                steps[-1]["metrics_bc"] = evaluate()
-            log(f"  last round + BC: {steps[-1]['metrics_bc']}")
-        out[f"{budget:g}"] = steps
-    return out
-
-
-def table_problems(tables: dict[str, np.ndarray], names, sizes) -> dict:
-    def maker(table):
-        return lambda budget: delta_problem(table, names, sizes, budget)
-    return {arm: maker(t) for arm, t in tables.items()}
-
-
-def delta_problem(table: np.ndarray, names, sizes, budget: float) -> ba.Problem:
-    """The allocation problem of one error table under ``AverageBits(budget)``."""
-    return ba.Problem(errors=table, sizes=sizes, bits=BITS, names=names,
-                      constraints=[ba.AverageBits(budget)])
 
 
 def export(path: Path, ptq: WeightPTQ, trace: dict, macs: dict, pinned: dict, description: str,
@@ -382,6 +279,14 @@ def run_minilm(cfg: dict, timer: Timer, log, seed: int = 0) -> tuple[dict, dict]
     return info, {"ptq": ptq, "trace": trace, "macs": macs}
 
 
+def trace_change(prev: dict, new: dict) -> float:
+    """Largest relative change of a float-point FIT trace between two results (inf: none)."""
+    rel = [abs(new[k]["fit_trace"][n] - t) / max(abs(t), 1e-30)
+           for k in ("efficientnet", "minilm") if k in prev and k in new
+           for n, t in prev[k]["fit_trace"].items() if n in new[k]["fit_trace"]]
+    return max(rel) if rel else float("inf")
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: few inputs, one budget")
@@ -433,10 +338,16 @@ def main(argv: list[str] | None = None) -> dict:
         from .pretrained_report import write_report
         out_dir.mkdir(parents=True, exist_ok=True)
         old = out_dir / "pretrained.json"
-        if args.merge and old.exists():
-            prev = json.loads(old.read_text())
-            if "diagnostics" in prev:
+        prev = json.loads(old.read_text()) if old.exists() else {}
+        if "diagnostics" in prev and not args.quick:
+            # made by benchmarks.pretrained_diag from the float-point FIT traces; kept when
+            # this run's traces are the same (same data, seeds and code)
+            diff = trace_change(prev, results)
+            if diff < 1e-3:
                 results["diagnostics"] = prev["diagnostics"]
+                results["diagnostics_date"] = prev.get("diagnostics_date", prev["date"])
+                results["diagnostics_trace_change"] = diff
+        if args.merge and prev:
             for key in ("efficientnet", "minilm"):
                 if key not in results and key in prev:
                     results[key] = prev[key]
