@@ -78,18 +78,20 @@ EXAMPLES = ROOT / "examples"
 #: ``arms``: allocation arms run (None: all, incl. ``FIT-r(b)`` and ``Hutch-δ``, whose
 #: traces then need ``img_hutch`` / ``sent_hutch`` > 0); ``bc_arms``: arms also run with
 #: bias correction (``bc_mode``, see ``pretrained_ptq.BC_MODES``) on the estimation set;
-#: ``reest``: budgets with ``rounds`` re-estimation rounds of the primary arm, per model.
+#: ``reest`` / ``rounds``: per model, the budgets and the number of re-estimation rounds of
+#: the primary arm.
 FULL = {"img_est": 64, "img_eval": 96, "img_hutch": 0, "sent_est": 256, "sent_eval": 256,
         "sent_hutch": 0, "budgets": (3.0, 3.5, 4.0, 5.0), "init": "mse", "reference": True,
         "arms": ("FIT", "FIT-δ"), "fractional_arms": ("FIT", "FIT-δ"),
         "bc_arms": ("uniform", "FIT-δ"), "bc_mode": "layer",
-        "reest": {"efficientnet": (3.0,), "minilm": (3.0,)}, "rounds": 2}
+        "reest": {"efficientnet": (3.0,), "minilm": (3.0,)},
+        "rounds": {"efficientnet": 1, "minilm": 2}}
 ALL_ARMS = {"img_hutch": 8, "sent_hutch": 64, "arms": None}
 QUICK = {"img_est": 2, "img_eval": 4, "img_hutch": 0, "sent_est": 8, "sent_eval": 16,
          "sent_hutch": 0, "budgets": (4.0,), "init": "minmax", "reference": False,
          "arms": ("FIT-δ",), "fractional_arms": (), "bc_arms": ("uniform", "FIT-δ"),
          "bc_mode": "layer", "reest": {"efficientnet": (4.0,), "minilm": (4.0,)},
-         "rounds": 1}
+         "rounds": {"efficientnet": 1, "minilm": 1}}
 EFFNET_PINNED = {"_conv_stem": 8, "_fc": 8}
 
 

@@ -93,12 +93,12 @@ def rounds(ptq: WeightPTQ, res: dict, pinned: dict, cfg: dict, key: str, fit_her
     out = {}
     for budget in cfg["reest"].get(key, ()):
         start = res.get(f"{budget:g}", {}).get(PRIMARY)
-        if not start or cfg["rounds"] < 1:
+        n = cfg["rounds"].get(key, 0)
+        if not start or n < 1:
             continue
         with timer("re-estimation"):
             steps = reestimate(ptq, start["bits"], pinned, fit_here,
-                               lambda trace, b=budget: problem_at(trace, b), evaluate,
-                               cfg["rounds"], log)
+                               lambda trace, b=budget: problem_at(trace, b), evaluate, n, log)
         if PRIMARY in cfg["bc_arms"]:  # the last round's allocation is still applied
             with timer("bias correction"):
                 correct()
