@@ -109,7 +109,7 @@ def test_linear_token_mask_excludes_padding(mode):
     ref = nn.Linear(6, 4).eval()
     model = bt.quantize_model(copy.deepcopy(ref), bits=8, act_bits=None, init="mse")
     ptq = WeightPTQ(model, (2, 8))
-    ptq.apply({"": 2} if "" in ptq.names else ptq.uniform(2, {}))
+    ptq.apply(ptq.uniform(2, {}))
     x = torch.randn(3, 5, 6) + 1.0
     mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]])
     x[mask == 0] = 50.0   # padding: large values that must not enter the means
