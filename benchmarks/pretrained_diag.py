@@ -184,7 +184,8 @@ def paired_check(results: dict, models=("minilm", "efficientnet"), budgets=("3",
                              "FIT-δ + BC - uniform + BC": _paired(vals["FIT-δ + BC"],
                                                                   vals["uniform + BC"]),
                              "uniform + BC - FIT-δ": _paired(vals["uniform + BC"],
-                                                             vals["FIT-δ"])}
+                                                             vals["FIT-δ"]),
+                             "means": {arm: float(v.mean()) for arm, v in vals.items()}}
             print(key, budget, {k: round(v["mean"], 4) for k, v in entry[budget].items()},
                   flush=True)
         out[key] = entry

@@ -78,3 +78,4 @@ def test_reestimate_rounds_resolve_the_same_budget_at_the_quantized_point():
     assert {n: m.weight_quantizer.bits for n, m in ptq.layers.items()} == steps[-1]["bits"]
     # round 1's traces were measured at the start allocation, not at 8 bits
     assert steps[0]["fit_trace"] != pytest.approx(trace0, rel=1e-3)
+
