@@ -140,7 +140,9 @@ top-1 agreement.
 bits (0.58 against 2.31), 4.0x at 4 (0.163 against 0.653) and 2.8x at 5 (0.057 against
 0.159); the paired per-image intervals exclude zero at every budget. Top-5 agreement 79 /
 100 / 100 % against 20 / 74 / 97 %; top-1 44 / 74 / 78 % against 4 / 38 / 70 % (at 5
-bits the top-1 gap is 8 of 96 images, about 1.3 binomial standard errors: not resolved).
+bits the top-1 gap is 8 of 96 images, about 1.3 binomial standard errors: not resolved;
+top-5 saturates at 100 %, the 8-bit value, from 4 bits on for `FIT-δ + BC`, so there only
+KL and top-1 tell the arms apart).
 Even `FIT-δ` *without* BC beats `uniform + BC` at every budget (KL 1.85 / 0.32 / 0.093
 against 2.31 / 0.65 / 0.159, intervals above zero). So the advantage shrinks against the
 stronger baseline (at 4 bits, from 13.5x for `FIT-δ` against uniform to 4.0x with BC on
