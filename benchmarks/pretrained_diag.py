@@ -5,7 +5,9 @@ layer at 8 bits) and measure the fidelity loss on held-out inputs; compare with 
 arm's error table predicts for that layer (Spearman rank correlation). Reads the FIT
 traces from ``benchmarks/results/pretrained.json`` and adds a ``"diagnostics"`` entry to it.
 Run after the main benchmark: ``python -m benchmarks.pretrained_diag`` (~5-8 min);
-``--qk`` runs only :func:`minilm_qk_floor` (~2 min).
+``--qk`` runs only :func:`minilm_qk_floor` (~2 min); ``--paired`` only
+:func:`paired_check` (per-input paired intervals of allocated vs uniform, with and
+without bias correction; ~8 min).
 """
 
 from __future__ import annotations
@@ -99,6 +101,98 @@ def minilm_qk_floor(results: dict, budgets=(3.0, 4.0), floor: int = 3) -> dict:
     return out
 
 
+def _paired(a: np.ndarray, b: np.ndarray, seed: int = 0) -> dict:
+    """Mean of ``a - b`` (paired per input) with a 95 % percentile bootstrap interval."""
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    boot = d[rng.integers(0, len(d), size=(10000, len(d)))].mean(1)
+    lo, hi = np.quantile(boot, [0.025, 0.975])
+    return {"mean": float(d.mean()), "lo": float(lo), "hi": float(hi), "n": len(d)}
+
+
+def _paired_minilm(mode: str):
+    model, tok = pm.load_minilm()
+    s_est, s_eval = pm.sentence_sets(256, 256, seed=0)
+    b_eval = pm.tokenize(tok, s_eval, 64)
+    b_bc = pm.tokenize(tok, s_est, len(s_est))[0]
+    with torch.no_grad():
+        t_emb = torch.cat([model(b) for b in b_eval])
+    bt.quantize_model(model, bits=8, act_bits=None, init="mse", skip=["bert.pooler.dense"])
+    ptq = WeightPTQ(model, BITS)
+
+    def correct():
+        ptq.bias_correct(lambda: model(b_bc), mode, mask=b_bc["attention_mask"])
+
+    def per_input():
+        with torch.no_grad():
+            e = torch.cat([model(b) for b in b_eval])
+        return F.cosine_similarity(e, t_emb, dim=1).numpy()
+    return ptq, {}, "cosine", correct, per_input
+
+
+def _paired_effnet(mode: str):
+    model = pm.load_efficientnet()
+    x_est, x_eval, _ = pm.image_sets(64, 96, seed=0)
+    with torch.no_grad():
+        t_logp = torch.cat([model(x_eval[i:i + 32]) for i in range(0, 96, 32)]).log_softmax(1)
+    bt.quantize_model(model, bits=8, act_bits=None, init="mse")
+    ptq = WeightPTQ(model, BITS)
+
+    def correct():
+        ptq.bias_correct(lambda: model(x_est), mode)
+
+    def per_input():
+        with torch.no_grad():
+            lp = torch.cat([model(x_eval[i:i + 32]) for i in range(0, 96, 32)]).log_softmax(1)
+        return (t_logp.exp() * (t_logp - lp)).sum(1).numpy()
+    return ptq, EFFNET_PINNED, "kl", correct, per_input
+
+
+def paired_check(results: dict, models=("minilm", "efficientnet"), budgets=("3", "4", "5")
+                 ) -> dict:
+    """Per-input paired differences, allocated vs uniform, with and without BC.
+
+    Re-quantizes each model exactly as the main run (same data, calibration, BC mode,
+    and the ``FIT-δ`` bits stored in ``results``), recomputes the per-input metric
+    (MiniLM cosine, EfficientNet KL) and reports ``FIT-δ - uniform`` and
+    ``FIT-δ + BC - uniform + BC`` with bootstrap intervals. The means must equal the
+    main run's (checked by ``reproduced``: largest absolute difference).
+    """
+    cfg_mode = results["config"]["bc_mode"]
+    out: dict = {}
+    t0 = time.perf_counter()
+    for key in models:
+        if key not in results:
+            continue
+        setup = _paired_minilm if key == "minilm" else _paired_effnet
+        ptq, pinned, metric, correct, per_input = setup(cfg_mode)
+        res = results[key]["results"]
+        entry: dict = {"metric": metric, "reproduced": 0.0}
+        for budget in budgets:
+            row = res[budget]
+            vals = {}
+            for arm, alloc in (("uniform", ptq.uniform(int(budget), pinned)),
+                               ("FIT-δ", {**pinned, **row["FIT-δ"]["bits"]})):
+                ptq.apply(alloc)
+                vals[arm] = per_input()
+                correct()
+                vals[f"{arm} + BC"] = per_input()
+            for arm, v in vals.items():
+                entry["reproduced"] = max(entry["reproduced"],
+                                          abs(float(v.mean()) - row[arm]["metrics"][metric]))
+            entry[budget] = {"FIT-δ - uniform": _paired(vals["FIT-δ"], vals["uniform"]),
+                             "FIT-δ + BC - uniform + BC": _paired(vals["FIT-δ + BC"],
+                                                                  vals["uniform + BC"]),
+                             "uniform + BC - FIT-δ": _paired(vals["uniform + BC"],
+                                                             vals["FIT-δ"]),
+                             "means": {arm: float(v.mean()) for arm, v in vals.items()}}
+            print(key, budget, {k: round(v["mean"], 4) for k, v in entry[budget].items()},
+                  flush=True)
+        out[key] = entry
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bits", type=int, default=3)
@@ -108,10 +202,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--models", default="efficientnet,minilm")
     ap.add_argument("--qk", action="store_true",
                     help="only the MiniLM query/key floor check (added to diagnostics)")
+    ap.add_argument("--paired", action="store_true",
+                    help="only the paired allocated-vs-uniform intervals, with and without "
+                         "bias correction (added to the results as 'paired')")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     path = RESULTS / "pretrained.json"
     results = json.loads(path.read_text())
+    if args.paired:
+        paired = paired_check(results, tuple(args.models.split(",")))
+        results = json.loads(path.read_text())
+        results["paired"] = paired
+        path.write_text(json.dumps(results, indent=1) + "\n")
+        write_report(results, RESULTS)
+        return
     if args.qk:
         qk = minilm_qk_floor(results)
         results = json.loads(path.read_text())

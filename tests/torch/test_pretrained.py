@@ -49,21 +49,38 @@ def _run(tmp_path: Path, models: str) -> dict:
     return json.loads((tmp_path / "pretrained.json").read_text())
 
 
-def _check_row(row: dict, metric: str) -> None:
-    assert set(row) == {"uniform", "FIT-δ"}
+def _check_row(row: dict, metrics: tuple[str, ...]) -> None:
+    assert set(row) == {"uniform", "uniform + BC", "FIT-δ", "FIT-δ + BC"}
     alloc = row["FIT-δ"]
     assert alloc["solver"]["status"] == "optimal"
     assert alloc["average_bits"] <= 4.0 + 1e-9
+    assert row["FIT-δ + BC"]["bits"] == alloc["bits"]  # BC changes biases, not bits
+    assert row["uniform + BC"]["bc_rms"] > 0
     for r in row.values():
-        assert 0.0 <= r["metrics"][metric] <= 1.0 + 1e-6
+        for m in metrics:
+            assert 0.0 <= r["metrics"][m] <= 1.0 + 1e-6
+
+
+def _check_rounds(info: dict, metric: str) -> None:
+    (steps,) = info["reestimation"].values()
+    assert [s["round"] for s in steps] == [1]
+    assert steps[0]["average_bits"] <= 4.0 + 1e-9 and steps[0]["solver"]["status"] == "optimal"
+    assert set(steps[0]["bits"]) == set(info["results"]["4"]["FIT-δ"]["bits"])
+    assert all(v >= 0 for v in steps[0]["fit_trace"].values())
+    assert metric in steps[0]["metrics"] and metric in steps[0]["metrics_bc"]
 
 
 def test_quick_run_efficientnet(tmp_path):
     res = _run(tmp_path, "efficientnet")
     info = res["efficientnet"]
     assert info["allocated_layers"] == 48 and set(info["pinned"]) == {"_conv_stem", "_fc"}
-    _check_row(info["results"]["4"], "top1_agreement")
+    row = info["results"]["4"]
+    _check_row(row, ("top1_agreement", "top5_agreement"))
+    for r in row.values():
+        m = r["metrics"]
+        assert m["kl"] >= 0 and m["top5_agreement"] >= m["top1_agreement"]
     assert all(v >= 0 for v in info["fit_trace"].values())
+    _check_rounds(info, "kl")
 
 
 def test_quick_run_minilm(tmp_path):
@@ -72,4 +89,5 @@ def test_quick_run_minilm(tmp_path):
     res = _run(tmp_path, "minilm")
     info = res["minilm"]
     assert info["allocated_layers"] == 36 and "bert.pooler.dense" not in info["layers"]
-    _check_row(info["results"]["4"], "cosine")
+    _check_row(info["results"]["4"], ("cosine",))
+    _check_rounds(info, "cosine")
