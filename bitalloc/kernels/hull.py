@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..costs import CHUNK, RankOneCost, SegmentCost, dense_rows
+
 __all__ = ["Hulls", "lower_hulls", "row_count", "monotone_chain"]
 
 
@@ -40,7 +42,9 @@ class Hulls:
             past ``count`` repeat the last point), or ``None`` when every row's hull
             is ``0, 1, ..., count-1`` (options already in convex order).
         count: ``(M,)`` number of hull points, at least 1.
-        d_cost: ``(M, K-1)`` cost added by hull segment ``j`` (0 past the hull).
+        d_cost: ``(M, K-1)`` cost added by hull segment ``j`` (0 past the hull): an
+            array, or a lazy :class:`~bitalloc.costs.SegmentCost` for a rank-one cost
+            (indexable ``[rows, cols]`` and ``reshape(-1)[flat]`` the same way).
         eff: ``(M, K-1)`` error removed per unit of cost added by hull segment ``j``
             (``eff * d_cost`` is the error it removes), non-increasing along each row;
             ``-1`` past the hull, so ``eff > t`` for any ``t >= 0`` selects real segments.
@@ -80,24 +84,47 @@ def row_count(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def _convex_rows(err: np.ndarray, cost: np.ndarray):
-    """Segments of rows already in convex order, and the mask of rows that are not."""
+def _block_rows(e: np.ndarray, c: np.ndarray, eff: np.ndarray, d_cost: np.ndarray | None,
+                count: np.ndarray, bad: np.ndarray) -> None:
+    """:func:`_convex_rows` on one block of rows, writing into the given slices."""
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        d_cost = np.subtract(cost[:, 1:], cost[:, :-1])
-        eff = np.subtract(err[:, :-1], err[:, 1:])  # error removed by one option up...
+        dc = np.subtract(c[:, 1:], c[:, :-1])
+        np.subtract(e[:, :-1], e[:, 1:], out=eff)  # error removed by one option up...
         # a disallowed (inf) option makes a neighbouring difference inf or nan
-        bad = _row_any(~np.isfinite(eff)) if not np.isfinite(eff).all() else \
-            np.zeros(err.shape[0], dtype=bool)
-        np.divide(eff, d_cost, out=eff)  # ...per unit of cost added
-        bad |= _row_any(d_cost <= 0)
+        if not np.isfinite(eff).all():
+            bad |= _row_any(~np.isfinite(eff))
+        np.divide(eff, dc, out=eff)  # ...per unit of cost added
+        if not (dc > 0).all():
+            bad |= _row_any(dc <= 0)
         if eff.shape[1] > 1:
-            bad |= _row_any(eff[:, 1:] > eff[:, :-1])
+            up = eff[:, 1:] > eff[:, :-1]
+            if up.any():
+                bad |= _row_any(up)
     real = eff > 0
-    count = 1 + row_count(real)
+    count += row_count(real)
     if not real.all():
         off = ~real
         np.putmask(eff, off, -1.0)
-        np.putmask(d_cost, off, 0.0)
+        np.putmask(dc, off, 0.0)
+    if d_cost is not None:
+        d_cost[...] = dc
+
+
+def _convex_rows(err: np.ndarray, cost):
+    """Segments of rows already in convex order, and the mask of rows that are not.
+
+    Walks the rows in blocks of :data:`bitalloc.costs.CHUNK` (every temporary stays in
+    cache); a rank-one ``cost`` gives ``d_cost = None`` (:class:`SegmentCost` later).
+    """
+    m, k = err.shape
+    eff = np.empty((m, k - 1))
+    d_cost = None if isinstance(cost, RankOneCost) else np.empty((m, k - 1))
+    count = np.ones(m, dtype=np.int64)
+    bad = np.zeros(m, dtype=bool)
+    for a in range(0, m, CHUNK):
+        b = min(a + CHUNK, m)
+        _block_rows(err[a:b], dense_rows(cost, a, b), eff[a:b],
+                    None if d_cost is None else d_cost[a:b], count[a:b], bad[a:b])
     return d_cost, eff, count, bad
 
 
@@ -136,19 +163,24 @@ def monotone_chain(err: np.ndarray, cost: np.ndarray) -> tuple[np.ndarray, np.nd
     return np.take_along_axis(order, stack, axis=1), h
 
 
-def lower_hulls(err: np.ndarray, cost: np.ndarray) -> Hulls:
+def lower_hulls(err: np.ndarray, cost) -> Hulls:
     """Lower convex hull of every row's allowed (cost, error) points.
 
     Args:
         err: ``(M, K)`` errors, ``inf`` where an option is not allowed (every row
             needs one allowed option).
-        cost: ``(M, K)`` finite costs.
+        cost: ``(M, K)`` finite costs: an array, or a
+            :class:`~bitalloc.costs.RankOneCost` (then ``d_cost`` is a
+            :class:`~bitalloc.costs.SegmentCost`: no ``(M, K-1)`` table).
 
     Returns:
-        The :class:`Hulls`; memory is a few ``(M, K)`` arrays.
+        The :class:`Hulls`; memory is one or two ``(M, K-1)`` arrays (``eff``, and
+        ``d_cost`` for a dense cost), plus ``points`` when some row is irregular.
     """
     err = np.asarray(err, dtype=np.float64)
-    cost = np.asarray(cost, dtype=np.float64)
+    lazy = isinstance(cost, RankOneCost)
+    if not lazy:
+        cost = np.asarray(cost, dtype=np.float64)
     m, k = err.shape
     if k == 1:
         z = np.zeros((m, 0))
@@ -156,16 +188,20 @@ def lower_hulls(err: np.ndarray, cost: np.ndarray) -> Hulls:
     d_cost, eff, count, bad = _convex_rows(err, cost)
     rows = np.flatnonzero(bad)
     if len(rows) == 0:
-        return Hulls(None, count, d_cost, eff, rows)
+        return Hulls(None, count, SegmentCost(cost, eff) if lazy else d_cost, eff, rows)
     points = np.broadcast_to(np.arange(k), (m, k)).copy()
-    pts, cnt = monotone_chain(err[rows], cost[rows])
+    e_rows, c_rows = err[rows], np.asarray(cost[rows], dtype=np.float64)
+    pts, cnt = monotone_chain(e_rows, c_rows)
     points[rows], count[rows] = pts, cnt
-    e = np.take_along_axis(err[rows], pts, axis=1)
-    c = np.take_along_axis(cost[rows], pts, axis=1)
+    e = np.take_along_axis(e_rows, pts, axis=1)
+    c = np.take_along_axis(c_rows, pts, axis=1)
     real = np.arange(k - 1)[None, :] < (cnt - 1)[:, None]
     dc = np.where(real, np.diff(c, axis=1), 0.0)
     de = np.where(real, -np.diff(e, axis=1), 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         ef = np.where(real, de / np.where(real, dc, 1.0), -1.0)
-    d_cost[rows], eff[rows] = dc, ef
+    eff[rows] = ef
+    if lazy:
+        return Hulls(points, count, SegmentCost(cost, eff, rows, dc), eff, rows)
+    d_cost[rows] = dc
     return Hulls(points, count, d_cost, eff, rows)

@@ -14,9 +14,10 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from ..compiled import Compiled
+from ..costs import CHUNK, dense_rows
 from ..errors import InfeasibleError
 
-__all__ = ["priced", "lagrangian_eval", "lagrangian_value", "one_hot_matrices",
+__all__ = ["priced", "priced_min", "lagrangian_eval", "lagrangian_value", "one_hot_matrices",
            "joint_infeasible"]
 
 
@@ -32,9 +33,37 @@ def priced(cp: Compiled, lam: np.ndarray) -> np.ndarray:
             total = cp.errors + lc * c if total is None else total + lc * c
     if total is None:
         return cp.errors
-    if not cp.allowed.all():  # inf + (-inf) cannot occur (costs are finite); keep inf exact
+    if not cp.all_allowed:  # inf + (-inf) cannot occur (costs are finite); keep inf exact
         total[~cp.allowed] = np.inf
     return total
+
+
+def priced_min(cp: Compiled, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per group, the least priced error ``min_k (E + lam . C)[m, k]`` and its option.
+
+    The same floats as ``priced(cp, lam)`` with ``argmin`` (first least option), made
+    in blocks of rows that stay in cache: no ``(M, K)`` temporary, and the minimum
+    is a loop over the ``K`` columns rather than a reduction along short rows.
+    """
+    m, k = cp.errors.shape
+    active = [(float(lc), c) for lc, c in zip(lam, cp.costs) if lc]
+    best = np.empty(m)
+    arg = np.zeros(m, dtype=np.int64)
+    for a in range(0, m, CHUNK):
+        b = min(a + CHUNK, m)
+        t = cp.errors[a:b]
+        for lc, c in active:
+            t = t + lc * dense_rows(c, a, b)
+        if active and not cp.all_allowed:
+            t[~cp.allowed[a:b]] = np.inf
+        bb, ab = best[a:b], arg[a:b]
+        bb[...] = t[:, 0]
+        for j in range(1, k):
+            col = t[:, j]
+            upd = col < bb
+            np.copyto(bb, col, where=upd)
+            ab[upd] = j
+    return best, arg
 
 
 def lagrangian_eval(cp: Compiled, lam) -> tuple[float, np.ndarray, np.ndarray]:
@@ -54,12 +83,10 @@ def lagrangian_eval(cp: Compiled, lam) -> tuple[float, np.ndarray, np.ndarray]:
         ([1, 1], [1.0])
     """
     lam = np.maximum(np.asarray(lam, dtype=np.float64).reshape(-1), 0.0)
-    total = priced(cp, lam)
-    rows = np.arange(cp.n)
-    choice = np.argmin(total, axis=1)
+    low, choice = priced_min(cp, lam)
     usage = cp.usage(choice)
     # the feasible set admits usage up to limit + tol, so the bound subtracts that
-    value = float(total[rows, choice].sum()) - float(lam @ (cp.limits + cp.tol))
+    value = float(low.sum()) - float(lam @ (cp.limits + cp.tol))
     return value, choice, usage
 
 

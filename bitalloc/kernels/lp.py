@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..compiled import Compiled
+from ..costs import chosen, masked_sum
 from .hull import Hulls, lower_hulls, row_count
 from .lagrange import lagrangian_value
 
@@ -49,8 +50,10 @@ def _sorted_prefix(cand, eff, w, budget):
     return order[:p], (int(order[p]) if p < len(order) else -1), used
 
 
-def weighted_select(eff: np.ndarray, w: np.ndarray, budget: float):
+def weighted_select(eff: np.ndarray, w, budget: float):
     """Weighted selection of hull segments, best ``eff`` first, within ``budget``.
+
+    ``w`` is the flat segment costs: an array or ``SegmentCost.reshape(-1)``.
 
     Returns:
         ``(above, extra, split, used)``: every segment with ``eff > above`` is taken,
@@ -72,7 +75,7 @@ def weighted_select(eff: np.ndarray, w: np.ndarray, budget: float):
         t_hi = float(es[o[p - d]]) if p - d >= 0 else np.inf
         t_lo = float(es[o[p + d]]) if p + d < _SAMPLE else -0.5
         above = eff > t_hi
-        w_above = float(np.sum(w, where=above)) if t_hi < np.inf else 0.0
+        w_above = masked_sum(w, above) if t_hi < np.inf else 0.0
         if w_above > budget:
             continue
         cand = np.flatnonzero((eff > max(t_lo, -0.5)) & ~above)
@@ -98,7 +101,7 @@ def single_lp(cp: Compiled, c: int = 0, errors: np.ndarray | None = None) -> Sin
     h = lower_hulls(err, cost)
     m = cp.n
     base = h.options(np.zeros(m, dtype=np.int64))
-    budget = float(cp.limits[c] + cp.tol[c] - cost[np.arange(m), base].sum())
+    budget = float(cp.limits[c] + cp.tol[c] - chosen(cost, base).sum())
     kk = h.eff.shape[1]
     if kk == 0:
         return SingleLP(h, np.zeros(m, dtype=np.int64), -1, 0.0, 0.0)

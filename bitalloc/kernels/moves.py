@@ -34,6 +34,7 @@ import heapq
 import numpy as np
 
 from ..compiled import Compiled
+from ..costs import CHUNK
 from ..numeric import rel_gap
 from .feasibility import normalised_cost
 from .fill import fill, repair
@@ -61,40 +62,70 @@ def _segment_costs(cp: Compiled, h: Hulls) -> list[np.ndarray]:
     return out
 
 
+def _candidates(h: Hulls, pos: np.ndarray, slack: np.ndarray, d: list,
+                rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows (all when None) whose next hull segment fits ``slack``, with its efficiency
+    and its cost per budget; computed in blocks of rows (no ``(M,)`` temporaries)."""
+    kk = h.eff.shape[1]
+    n = len(pos) if rows is None else len(rows)
+    fits = np.zeros(n, dtype=bool)
+    for a in range(0, n, CHUNK):
+        r = np.arange(a, min(a + CHUNK, n)) if rows is None else rows[a:a + CHUNK]
+        p = pos[r]
+        ok = p < h.count[r] - 1
+        j = np.minimum(p, kk - 1)
+        for dc, sc in zip(d, slack):
+            ok &= dc[r, j] <= sc
+        fits[a:a + len(r)] = ok
+    sel = np.flatnonzero(fits) if rows is None else rows[fits]
+    del fits
+    eff0 = np.empty(len(sel))
+    cost = np.empty((len(sel), len(d)))
+    for a in range(0, len(sel), CHUNK):
+        r = sel[a:a + CHUNK]
+        p = pos[r]
+        eff0[a:a + len(r)] = h.eff[r, p]
+        for c, dc in enumerate(d):
+            cost[a:a + len(r), c] = dc[r, p]
+    return sel, eff0, cost
+
+
 def segment_fill(h: Hulls, pos: np.ndarray, slack: np.ndarray, d: list[np.ndarray],
-                 rows: np.ndarray) -> np.ndarray:
-    """Advance ``rows`` one hull point at a time, best next segment first, while it fits.
+                 rows: np.ndarray | None) -> np.ndarray:
+    """Advance ``rows`` (all when None) one hull point at a time, best next segment
+    first, while it fits.
 
     The exact greedy order: candidates whose next segment fits now are taken in order
     of efficiency, and a group that moves offers its following segment at once (a
     heap merged with the sorted candidates). ``d[c]`` is the cost each segment adds
-    to budget ``c``. Moves ``pos`` in place; returns the slack left.
+    to budget ``c``. Moves ``pos`` in place; returns the slack left. The candidates
+    are taken in blocks, each the next prefix of a stable sort by efficiency found
+    with a partition (no full sort): usually the first block spends the slack.
     """
     kk = h.eff.shape[1]
     slack = np.array(slack, dtype=np.float64)
-    if kk == 0 or len(rows) == 0:
+    if kk == 0 or (rows is not None and len(rows) == 0):
         return slack
-    j = np.minimum(pos[rows], kk - 1)
-    ok = pos[rows] < h.count[rows] - 1
-    for dc, sc in zip(d, slack):
-        ok &= dc[rows, j] <= sc
-    rows = rows[ok]
-    if len(rows) == 0:
-        return slack
-    eff0 = h.eff[rows, pos[rows]]
-    order = np.argsort(-eff0, kind="stable")
-    rows, eff0 = rows[order], eff0[order]
-    cand_d = np.stack([dc[rows, pos[rows]] for dc in d], axis=1)
+    rows, eff0, cand_d = _candidates(h, pos, slack, d, rows)
     sl = slack.tolist()
     heap: list = []
-    while len(rows) or heap:
-        # drop the candidates that no longer fit (the slack only shrinks), then a block
-        keep = (cand_d <= np.array(sl)).all(axis=1)
-        rows, eff0, cand_d = rows[keep], eff0[keep], cand_d[keep]
-        b_rows, b_eff = rows[:_BLOCK].tolist(), eff0[:_BLOCK].tolist()
-        b_d = cand_d[:_BLOCK].tolist()
-        rows, eff0, cand_d = rows[_BLOCK:], eff0[_BLOCK:], cand_d[_BLOCK:]
-        last = not len(rows)
+    alive = len(rows)
+    while alive or heap:
+        # the candidates that still fit (the slack only shrinks; taken ones cost inf)
+        fit = (cand_d <= np.array(sl)).all(axis=1)
+        alive = int(np.count_nonzero(fit))
+        if alive < len(rows) // 2:
+            rows, eff0, cand_d, fit = rows[fit], eff0[fit], cand_d[fit], fit[fit]
+        top = fit
+        if alive > _BLOCK:
+            at = len(eff0) - _BLOCK
+            top = fit & (eff0 >= np.partition(np.where(fit, eff0, -np.inf), at)[at])
+        sel = np.flatnonzero(top)
+        sel = sel[np.argsort(-eff0[sel], kind="stable")]
+        b_rows, b_eff, b_d = rows[sel].tolist(), eff0[sel].tolist(), cand_d[sel].tolist()
+        cand_d[sel] = np.inf
+        alive -= len(sel)
+        last = alive == 0
         i, n = 0, len(b_rows)
         while i < n or (heap and last):
             if heap and (i >= n or -heap[0][0] > b_eff[i]):

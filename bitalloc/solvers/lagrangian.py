@@ -69,17 +69,20 @@ def _single_choice(cp: Compiled) -> tuple[np.ndarray, float]:
     """LP-rounded choice filled greedily, and ``lam*`` (the hulls die on return)."""
     lp = single_lp(cp, 0)
     h = lp.hulls
-    pos = lp.pos.copy()
-    choice = h.options(pos)
-    slack = cp.limits + cp.tol - cp.usage(choice)
+    pos = lp.pos  # ours to advance: the LP dies on return
+    slack = cp.limits + cp.tol - cp.usage(h.options(pos))
+    choice = None
     if (slack >= 0).all():
-        regular = np.ones(cp.n, dtype=bool)
-        regular[h.irregular] = False
-        segment_fill(h, pos, slack, [h.d_cost], np.flatnonzero(regular))
+        regular = None
+        if len(h.irregular):
+            regular = np.ones(cp.n, dtype=bool)
+            regular[h.irregular] = False
+            regular = np.flatnonzero(regular)
+        segment_fill(h, pos, slack, [h.d_cost], regular)
         choice = h.options(pos)
         if len(h.irregular):
             choice = fill(cp, choice, np.ones(1), rows=h.irregular)
-    return choice, lp.lam
+    return (h.options(pos) if choice is None else choice), lp.lam
 
 
 def _single(cp: Compiled) -> LagrangianResult:
