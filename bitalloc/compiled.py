@@ -118,9 +118,15 @@ class Compiled:
         """Merged objective of a choice, in compiled (``e_scale``) units."""
         return float(self.errors[np.arange(self.n), choice].sum())
 
+    def per_group(self, choice: np.ndarray) -> np.ndarray:
+        """The merged choice of each original group (``choice`` itself without ties)."""
+        if self.n == len(self.group_of):
+            return np.asarray(choice)
+        return np.asarray(choice)[self.group_of]
+
     def expand(self, choice: np.ndarray) -> np.ndarray:
         """One bitwidth per original group from a merged choice."""
-        return self.bits[np.asarray(choice)[self.group_of]]
+        return self.bits[self.per_group(choice)]
 
     def min_costs(self) -> np.ndarray:
         """``(C,)`` smallest reachable normalised value of each constraint on its own."""

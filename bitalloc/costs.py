@@ -16,8 +16,9 @@ This module is the one home of that representation:
   (``c[i, j+1] - c[i, j]`` along a row whose options are in convex order, exact
   hull differences for the other rows, ``0`` past the hull), again without a table.
 * helpers that take either form (a plain ``ndarray`` or the lazy one):
-  :func:`chosen`, :func:`dense_rows`, :func:`row_min`, :func:`abs_row_max_sum`, :func:`masked_sum`,
-  :func:`is_lazy`.
+  :func:`chosen`, :func:`along`, :func:`row_entries`, :func:`dense_rows`,
+  :func:`row_min`, :func:`abs_row_max_sum`, :func:`masked_sum`, :func:`sum_above`,
+  :func:`count_above`, :func:`is_lazy`.
 
 Example:
     >>> import numpy as np
@@ -33,11 +34,14 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
-__all__ = ["RankOneCost", "SegmentCost", "is_lazy", "dense", "chosen", "dense_rows", "row_min",
-           "abs_row_max_sum", "masked_sum", "CHUNK"]
+__all__ = ["RankOneCost", "SegmentCost", "is_lazy", "dense", "chosen", "along", "row_entries",
+           "dense_rows", "row_min", "abs_row_max_sum", "masked_sum", "sum_above",
+           "count_above", "CHUNK", "VEC_CHUNK"]
 
 #: Rows per block where a kernel walks a table in cache-sized pieces.
-CHUNK = 16384
+CHUNK = 8192
+#: Rows per block where a kernel walks per-row vectors (no table rows touched).
+VEC_CHUNK = 65536
 
 
 def _readonly(a) -> np.ndarray:
@@ -226,6 +230,45 @@ class SegmentCost(_Lazy):
         return total
 
 
+    def along(self, a: int, b: int, j: np.ndarray, eff: np.ndarray | None = None) -> np.ndarray:
+        """Entries ``[a + i, j[i]]`` for the rows ``a:b`` (slices, no row gathers);
+        ``eff``: those entries of ``self.eff`` when the caller has them."""
+        w, f = self.cost.w[a:b], self.cost.f
+        v = w * f[j + 1] - w * f[j]
+        e = row_entries(self.eff, a, b, j) if eff is None else eff
+        out = np.where(e >= 0, v, 0.0)
+        if len(self.rows):
+            lo, hi = np.searchsorted(self.rows, (a, b))
+            if hi > lo:
+                r = self.rows[lo:hi]
+                out[r - a] = self.table[np.arange(lo, hi), j[r - a]]
+        return out
+
+    def sum_above(self, t: float) -> float:
+        """``sum(table[eff > t])``: the cost of every segment more efficient than ``t``.
+
+        Along a row in convex order ``eff`` does not increase, so those segments are a
+        prefix ``0..n_i-1`` and their costs telescope to ``cost[i, n_i] - cost[i, 0]``:
+        one count per row, no per-segment costs (the rows in ``rows`` add theirs).
+        """
+        t = max(float(t), -1.0)  # entries past the hull are -1 and cost nothing
+        m = self.shape[0]
+        w, f = self.cost.w, self.cost.f
+        total = 0.0
+        for a in range(0, m, CHUNK):
+            b = min(a + CHUNK, m)
+            n_i = count_above(self.eff[a:b], t)
+            wc = w[a:b]
+            total += float((wc * f[n_i] - wc * f[0]).sum())
+        if len(self.rows):  # explicit rows: their own entries instead
+            e = self.eff[self.rows]
+            n_i = (e > t).sum(axis=1)
+            w_r = w[self.rows]
+            total += float(np.sum(self.table, where=e > t)) - float(
+                (w_r * f[n_i] - w_r * f[0]).sum())
+        return total
+
+
 class _FlatSegments:
     """``SegmentCost.reshape(-1)``: flat indexing ``[idx]`` and :func:`masked_sum`."""
 
@@ -242,6 +285,18 @@ class _FlatSegments:
     def __array__(self, dtype=None, copy=None):
         out = self.seg.dense().reshape(-1)
         return out if dtype is None else out.astype(dtype, copy=False)
+
+
+def count_above(eff: np.ndarray, t: float) -> np.ndarray:
+    """``(M,)`` number of entries of each row of ``eff`` above ``t`` (in blocks of rows)."""
+    m, kk = eff.shape
+    out = np.empty(m, dtype=np.int64)
+    ones = np.ones(kk, dtype=np.float32)
+    for a in range(0, m, CHUNK):
+        b = min(a + CHUNK, m)
+        # a float32 matrix-vector product counts exactly (K <= 64) and runs as one call
+        out[a:b] = np.greater(eff[a:b], t).astype(np.float32) @ ones
+    return out
 
 
 def is_lazy(table) -> bool:
@@ -268,11 +323,33 @@ def dense_rows(table, a: int, b: int) -> np.ndarray:
     return table[a:b]
 
 
+def row_entries(table: np.ndarray, a: int, b: int, j: np.ndarray) -> np.ndarray:
+    """``table[a + i, j[i]]`` of a 2-D array (a flat take: faster than ``take_along_axis``)."""
+    k = table.shape[1]
+    if table.flags.c_contiguous:
+        return table.reshape(-1)[np.arange(a * k, b * k, k) + j]
+    return table[np.arange(a, b), j]
+
+
+def along(table, a: int, b: int, j: np.ndarray, eff: np.ndarray | None = None) -> np.ndarray:
+    """``table[a + i, j[i]]`` for ``i < b - a``: one entry per row of a block of rows.
+
+    ``eff``: for a :class:`SegmentCost`, its efficiencies at those entries if known.
+    """
+    if isinstance(table, SegmentCost):
+        return table.along(a, b, j, eff)
+    if isinstance(table, RankOneCost):
+        return table.w[a:b] * table.f[j]
+    return row_entries(table, a, b, j)
+
+
 def row_min(table, allowed: np.ndarray | None = None) -> np.ndarray:
     """``(M,)`` least cost of each row over its allowed options (all when ``allowed`` is None)."""
     if isinstance(table, RankOneCost):
         w, f = table.w, table.f
         if allowed is None or allowed.all():
+            if len(w) and w.min() >= 0:
+                return w * f.min()
             return table.min(axis=1)
         best = np.full(len(w), np.inf)
         for k in range(len(f)):
@@ -299,3 +376,14 @@ def masked_sum(table, mask: np.ndarray) -> float:
     if isinstance(table, _FlatSegments):
         return table.seg.masked_sum(mask.reshape(table.seg.shape))
     return float(np.sum(table, where=mask))
+
+
+def sum_above(table, eff: np.ndarray, t: float) -> float:
+    """``table[eff > t].sum()`` for flat segment costs and their flat efficiencies.
+
+    A lazy :class:`SegmentCost` view (``reshape(-1)``) sums without per-segment costs
+    (:meth:`SegmentCost.sum_above`).
+    """
+    if isinstance(table, _FlatSegments):
+        return table.seg.sum_above(t)
+    return float(np.sum(table, where=eff > t))

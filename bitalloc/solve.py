@@ -65,7 +65,7 @@ def certified_choice(problem: Problem, cp: Compiled, choice: np.ndarray) -> tupl
     with a rounding margin, then fills greedily within that margin.
     """
     choice = np.asarray(choice, dtype=np.int64)
-    if not certify.violated(problem, choice[cp.group_of]):
+    if not certify.violated(problem, cp.per_group(choice)):
         return choice, True
     margin = _margin(cp)
     zero = np.zeros(len(cp.limits))
@@ -75,7 +75,7 @@ def certified_choice(problem: Problem, cp: Compiled, choice: np.ndarray) -> tupl
             if start is None:
                 continue
             cand = fill(tight, start, np.ones(len(cp.limits))) if tight.fits(start) else start
-            if not certify.violated(problem, cand[cp.group_of]):
+            if not certify.violated(problem, cp.per_group(cand)):
                 return cand, False
         margin *= 64.0
     raise RuntimeError("no allocation within the budget could be certified; "
@@ -128,7 +128,7 @@ def solve(problem: Problem, method: str = "auto", time_limit: float | None = Non
     t0 = time.perf_counter()
     cp = problem.compiled()
     choice, bound, proven, used_method = run_method(problem, cp, method, limit)
-    per_group = choice[cp.group_of]
+    per_group = cp.per_group(choice)
     objective = float(problem.errors[np.arange(problem.n_groups), per_group].sum())
     bound = min(bound, objective)
     gap = rel_gap(objective, bound)

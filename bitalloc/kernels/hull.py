@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..costs import CHUNK, RankOneCost, SegmentCost, dense_rows
+from ..costs import CHUNK, RankOneCost, SegmentCost
 
 __all__ = ["Hulls", "lower_hulls", "row_count", "monotone_chain"]
 
@@ -84,47 +84,62 @@ def row_count(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def _block_rows(e: np.ndarray, c: np.ndarray, eff: np.ndarray, d_cost: np.ndarray | None,
-                count: np.ndarray, bad: np.ndarray) -> None:
-    """:func:`_convex_rows` on one block of rows, writing into the given slices."""
+def _block_rows(e: np.ndarray, cols: list, eff: np.ndarray, d_cost: np.ndarray | None,
+                count: np.ndarray, bad: np.ndarray, finite: bool) -> None:
+    """:func:`_convex_rows` on one block of rows, writing into the given slices.
+
+    ``cols``: the block's cost columns. Differences are taken column by column (long
+    1-D loops; a 2-D difference of shifted views runs one short loop per row).
+    """
+    kk = eff.shape[1]
+    dc = np.empty_like(eff) if d_cost is None else d_cost
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        dc = np.subtract(c[:, 1:], c[:, :-1])
-        np.subtract(e[:, :-1], e[:, 1:], out=eff)  # error removed by one option up...
+        for j in range(kk):
+            np.subtract(cols[j + 1], cols[j], out=dc[:, j])
+            np.subtract(e[:, j], e[:, j + 1], out=eff[:, j])  # error removed one option up...
         # a disallowed (inf) option makes a neighbouring difference inf or nan
-        if not np.isfinite(eff).all():
+        if not finite and not np.isfinite(eff).all():
             bad |= _row_any(~np.isfinite(eff))
         np.divide(eff, dc, out=eff)  # ...per unit of cost added
         if not (dc > 0).all():
             bad |= _row_any(dc <= 0)
-        if eff.shape[1] > 1:
-            up = eff[:, 1:] > eff[:, :-1]
-            if up.any():
-                bad |= _row_any(up)
+        if kk > 1:
+            up = np.greater(eff[:, 1], eff[:, 0])
+            for j in range(1, kk - 1):
+                up |= eff[:, j + 1] > eff[:, j]
+            bad |= up
     real = eff > 0
-    count += row_count(real)
-    if not real.all():
+    if real.all():  # the usual table: every segment on the hull
+        count += kk
+    else:
+        count += row_count(real)
         off = ~real
         np.putmask(eff, off, -1.0)
         np.putmask(dc, off, 0.0)
-    if d_cost is not None:
-        d_cost[...] = dc
 
 
-def _convex_rows(err: np.ndarray, cost):
+def _convex_rows(err: np.ndarray, cost, finite: bool = False):
     """Segments of rows already in convex order, and the mask of rows that are not.
 
     Walks the rows in blocks of :data:`bitalloc.costs.CHUNK` (every temporary stays in
     cache); a rank-one ``cost`` gives ``d_cost = None`` (:class:`SegmentCost` later).
+    ``finite``: the caller knows every error is finite (no check).
     """
     m, k = err.shape
     eff = np.empty((m, k - 1))
-    d_cost = None if isinstance(cost, RankOneCost) else np.empty((m, k - 1))
+    lazy = isinstance(cost, RankOneCost)
+    d_cost = None if lazy else np.empty((m, k - 1))
     count = np.ones(m, dtype=np.int64)
     bad = np.zeros(m, dtype=bool)
     for a in range(0, m, CHUNK):
         b = min(a + CHUNK, m)
-        _block_rows(err[a:b], dense_rows(cost, a, b), eff[a:b],
-                    None if d_cost is None else d_cost[a:b], count[a:b], bad[a:b])
+        if lazy:
+            w = cost.w[a:b]
+            cols = [w * fk for fk in cost.f.tolist()]
+        else:
+            cols = [cost[a:b, j] for j in range(k)]
+        _block_rows(err[a:b], cols, eff[a:b], None if d_cost is None else d_cost[a:b],
+                    count[a:b], bad[a:b], finite)
     return d_cost, eff, count, bad
 
 
@@ -163,7 +178,7 @@ def monotone_chain(err: np.ndarray, cost: np.ndarray) -> tuple[np.ndarray, np.nd
     return np.take_along_axis(order, stack, axis=1), h
 
 
-def lower_hulls(err: np.ndarray, cost) -> Hulls:
+def lower_hulls(err: np.ndarray, cost, finite: bool = False) -> Hulls:
     """Lower convex hull of every row's allowed (cost, error) points.
 
     Args:
@@ -172,6 +187,8 @@ def lower_hulls(err: np.ndarray, cost) -> Hulls:
         cost: ``(M, K)`` finite costs: an array, or a
             :class:`~bitalloc.costs.RankOneCost` (then ``d_cost`` is a
             :class:`~bitalloc.costs.SegmentCost`: no ``(M, K-1)`` table).
+        finite: every entry of ``err`` is known to be finite (every option allowed):
+            skips that check.
 
     Returns:
         The :class:`Hulls`; memory is one or two ``(M, K-1)`` arrays (``eff``, and
@@ -185,7 +202,7 @@ def lower_hulls(err: np.ndarray, cost) -> Hulls:
     if k == 1:
         z = np.zeros((m, 0))
         return Hulls(None, np.ones(m, dtype=np.int64), z, z.copy(), np.zeros(0, dtype=np.int64))
-    d_cost, eff, count, bad = _convex_rows(err, cost)
+    d_cost, eff, count, bad = _convex_rows(err, cost, finite)
     rows = np.flatnonzero(bad)
     if len(rows) == 0:
         return Hulls(None, count, SegmentCost(cost, eff) if lazy else d_cost, eff, rows)

@@ -38,17 +38,19 @@ def priced(cp: Compiled, lam: np.ndarray) -> np.ndarray:
     return total
 
 
-def priced_min(cp: Compiled, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def priced_min(cp: Compiled, lam: np.ndarray,
+               want_choice: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """Per group, the least priced error ``min_k (E + lam . C)[m, k]`` and its option.
 
     The same floats as ``priced(cp, lam)`` with ``argmin`` (first least option), made
     in blocks of rows that stay in cache: no ``(M, K)`` temporary, and the minimum
     is a loop over the ``K`` columns rather than a reduction along short rows.
+    Without ``want_choice`` only the minima (the option is None).
     """
     m, k = cp.errors.shape
     active = [(float(lc), c) for lc, c in zip(lam, cp.costs) if lc]
     best = np.empty(m)
-    arg = np.zeros(m, dtype=np.int64)
+    arg = np.zeros(m, dtype=np.int64) if want_choice else None
     for a in range(0, m, CHUNK):
         b = min(a + CHUNK, m)
         t = cp.errors[a:b]
@@ -56,8 +58,13 @@ def priced_min(cp: Compiled, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             t = t + lc * dense_rows(c, a, b)
         if active and not cp.all_allowed:
             t[~cp.allowed[a:b]] = np.inf
-        bb, ab = best[a:b], arg[a:b]
+        bb = best[a:b]
         bb[...] = t[:, 0]
+        if arg is None:
+            for j in range(1, k):
+                np.minimum(bb, t[:, j], out=bb)
+            continue
+        ab = arg[a:b]
         for j in range(1, k):
             col = t[:, j]
             upd = col < bb
@@ -91,8 +98,13 @@ def lagrangian_eval(cp: Compiled, lam) -> tuple[float, np.ndarray, np.ndarray]:
 
 
 def lagrangian_value(cp: Compiled, lam: np.ndarray) -> float:
-    """``L(lam)``: a valid lower bound on the optimum for any ``lam >= 0``."""
-    return lagrangian_eval(cp, lam)[0]
+    """``L(lam)``: a valid lower bound on the optimum for any ``lam >= 0``.
+
+    The value of :func:`lagrangian_eval` without its minimiser (one pass fewer).
+    """
+    lam = np.maximum(np.asarray(lam, dtype=np.float64).reshape(-1), 0.0)
+    low, _ = priced_min(cp, lam, want_choice=False)
+    return float(low.sum()) - float(lam @ (cp.limits + cp.tol))
 
 
 def one_hot_matrices(cp: Compiled):

@@ -34,7 +34,7 @@ import heapq
 import numpy as np
 
 from ..compiled import Compiled
-from ..costs import CHUNK
+from ..costs import VEC_CHUNK, along, row_entries
 from ..numeric import rel_gap
 from .feasibility import normalised_cost
 from .fill import fill, repair
@@ -62,32 +62,66 @@ def _segment_costs(cp: Compiled, h: Hulls) -> list[np.ndarray]:
     return out
 
 
-def _candidates(h: Hulls, pos: np.ndarray, slack: np.ndarray, d: list,
-                rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows (all when None) whose next hull segment fits ``slack``, with its efficiency
-    and its cost per budget; computed in blocks of rows (no ``(M,)`` temporaries)."""
+def _next_segments(h: Hulls, pos: np.ndarray, d: list, rows: np.ndarray | None, a: int, b: int):
+    """Rows ``a:b`` (of all rows, or of ``rows``): ``(rows, has_next, eff, cost (n, C))`` of
+    each one's next hull segment (slices when ``rows`` is None, no gathers)."""
     kk = h.eff.shape[1]
-    n = len(pos) if rows is None else len(rows)
-    fits = np.zeros(n, dtype=bool)
-    for a in range(0, n, CHUNK):
-        r = np.arange(a, min(a + CHUNK, n)) if rows is None else rows[a:a + CHUNK]
-        p = pos[r]
-        ok = p < h.count[r] - 1
+    if rows is None:
+        r = np.arange(a, b)
+        p = pos[a:b]
         j = np.minimum(p, kk - 1)
-        for dc, sc in zip(d, slack):
-            ok &= dc[r, j] <= sc
-        fits[a:a + len(r)] = ok
-    sel = np.flatnonzero(fits) if rows is None else rows[fits]
-    del fits
-    eff0 = np.empty(len(sel))
-    cost = np.empty((len(sel), len(d)))
-    for a in range(0, len(sel), CHUNK):
-        r = sel[a:a + CHUNK]
-        p = pos[r]
-        eff0[a:a + len(r)] = h.eff[r, p]
-        for c, dc in enumerate(d):
-            cost[a:a + len(r), c] = dc[r, p]
-    return sel, eff0, cost
+        eff = row_entries(h.eff, a, b, j)
+        cost = [along(dc, a, b, j, eff) for dc in d]
+        return r, p < h.count[a:b] - 1, eff, cost
+    r = rows[a:b]
+    p = pos[r]
+    j = np.minimum(p, kk - 1)
+    return r, p < h.count[r] - 1, h.eff[r, j], [dc[r, j] for dc in d]
+
+
+def _best_fitting(h: Hulls, pos: np.ndarray, slack: list, d: list, rows: np.ndarray | None,
+                  below: float, moved: np.ndarray | None):
+    """One pass over the rows, in blocks: the best ``_BLOCK`` (and ties) fitting next
+    segments with efficiency below ``below`` of rows not ``moved``, in greedy order.
+
+    Returns ``(rows, eff, cost (n, C), rest)``: ``rest`` is, per budget, the least cost
+    among the fitting segments left out (``inf`` if none): when one of them exceeds
+    the slack, no segment left out can fit later (the slack only shrinks).
+    """
+    n = len(pos) if rows is None else len(rows)
+    sl = np.array(slack)
+    rest = np.full(len(d), np.inf)
+    keep_r, keep_e, keep_c = [], [], []
+    held, th = 0, -np.inf
+    for a in range(0, n, VEC_CHUNK):
+        r, ok, eff, cost = _next_segments(h, pos, d, rows, a, min(a + VEC_CHUNK, n))
+        for dc, sc in zip(cost, sl):
+            ok &= dc <= sc
+        if below < np.inf:
+            ok &= eff < below
+        if moved is not None:
+            ok &= ~moved[r]
+        cost = np.stack(cost, axis=1)
+        low = ok & (eff < th)
+        if low.any():
+            np.minimum(rest, cost[low].min(axis=0), out=rest)
+        ok &= eff >= th
+        if ok.any():
+            keep_r.append(r[ok]), keep_e.append(eff[ok]), keep_c.append(cost[ok])
+            held += int(np.count_nonzero(ok))
+        if held > 4 * _BLOCK or (a + VEC_CHUNK >= n and held > _BLOCK):
+            r, eff, cost = (np.concatenate(x) for x in (keep_r, keep_e, keep_c))
+            th = float(np.partition(eff, len(eff) - _BLOCK)[len(eff) - _BLOCK])
+            top = eff >= th
+            if not top.all():
+                np.minimum(rest, cost[~top].min(axis=0), out=rest)
+            keep_r, keep_e, keep_c = [r[top]], [eff[top]], [cost[top]]
+            held = len(keep_r[0])
+    if not keep_r:
+        return np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros((0, len(d))), rest
+    r, eff, cost = (np.concatenate(x) for x in (keep_r, keep_e, keep_c))
+    order = np.argsort(-eff, kind="stable")  # rows ascending within ties: the greedy order
+    return r[order], eff[order], cost[order], rest
 
 
 def segment_fill(h: Hulls, pos: np.ndarray, slack: np.ndarray, d: list[np.ndarray],
@@ -99,36 +133,34 @@ def segment_fill(h: Hulls, pos: np.ndarray, slack: np.ndarray, d: list[np.ndarra
     of efficiency, and a group that moves offers its following segment at once (a
     heap merged with the sorted candidates). ``d[c]`` is the cost each segment adds
     to budget ``c``. Moves ``pos`` in place; returns the slack left. The candidates
-    are taken in blocks, each the next prefix of a stable sort by efficiency found
-    with a partition (no full sort): usually the first block spends the slack.
+    come in blocks, each one pass over the rows keeping only the best fitting
+    segments below the previous block (no list of every fitting segment, no sort):
+    usually the first block spends the slack, and a rank-one ``d`` is never a table.
     """
     kk = h.eff.shape[1]
     slack = np.array(slack, dtype=np.float64)
     if kk == 0 or (rows is not None and len(rows) == 0):
         return slack
-    rows, eff0, cand_d = _candidates(h, pos, slack, d, rows)
     sl = slack.tolist()
     heap: list = []
-    alive = len(rows)
-    while alive or heap:
-        # the candidates that still fit (the slack only shrinks; taken ones cost inf)
-        fit = (cand_d <= np.array(sl)).all(axis=1)
-        alive = int(np.count_nonzero(fit))
-        if alive < len(rows) // 2:
-            rows, eff0, cand_d, fit = rows[fit], eff0[fit], cand_d[fit], fit[fit]
-        top = fit
-        if alive > _BLOCK:
-            at = len(eff0) - _BLOCK
-            top = fit & (eff0 >= np.partition(np.where(fit, eff0, -np.inf), at)[at])
-        sel = np.flatnonzero(top)
-        sel = sel[np.argsort(-eff0[sel], kind="stable")]
-        b_rows, b_eff, b_d = rows[sel].tolist(), eff0[sel].tolist(), cand_d[sel].tolist()
-        cand_d[sel] = np.inf
-        alive -= len(sel)
-        last = alive == 0
-        i, n = 0, len(b_rows)
-        while i < n or (heap and last):
-            if heap and (i >= n or -heap[0][0] > b_eff[i]):
+    below, moved, moved_rows = np.inf, None, []
+    while True:
+        if moved_rows:
+            moved = np.zeros(len(pos), dtype=bool)
+            moved[moved_rows] = True
+        cand, c_eff, c_d, rest = _best_fitting(h, pos, sl, d, rows, below, moved)
+        b_rows, b_eff, b_d = cand.tolist(), c_eff.tolist(), c_d.tolist()
+        if b_rows:
+            below = b_eff[-1]  # a later pass looks strictly below this block
+        i, n, more = 0, len(b_rows), False
+        while True:
+            if i >= n:
+                # block spent: another pass can help only if a left-out segment may fit
+                more = n > 0 and not bool((rest > np.array(sl)).any())
+                if more or not heap:
+                    break
+                _, m, dm = heapq.heappop(heap)
+            elif heap and -heap[0][0] > b_eff[i]:
                 _, m, dm = heapq.heappop(heap)
             else:
                 m, dm = b_rows[i], b_d[i]
@@ -136,13 +168,13 @@ def segment_fill(h: Hulls, pos: np.ndarray, slack: np.ndarray, d: list[np.ndarra
             if all(x <= s for x, s in zip(dm, sl)):
                 sl = [s - x for x, s in zip(dm, sl)]
                 pos[m] += 1
+                moved_rows.append(m)
                 q = pos[m]
                 if q < h.count[m] - 1:
                     heapq.heappush(heap, (-float(h.eff[m, q]), m,
                                           [float(dc[m, q]) for dc in d]))
-        if last and not heap:
-            break
-    return np.array(sl)
+        if not more:
+            return np.array(sl)
 
 
 def hull_greedy(cp: Compiled, lp: SingleLP | None = None) -> np.ndarray | None:

@@ -38,7 +38,8 @@ from ..kernels.feasibility import cheapest_choice, find_feasible
 from ..kernels.fill import exchange, fill, repair
 from ..kernels.lagrange import lagrangian_value
 from ..kernels.lp import single_lp
-from ..kernels.moves import segment_fill, split_alternatives
+from ..kernels.moves import SPLIT_MIN_GAP, segment_fill, split_alternatives
+from ..numeric import rel_gap
 from .base import SolverOutput, register
 
 __all__ = ["LagrangianResult", "lagrangian", "solve_lagrangian"]
@@ -94,8 +95,11 @@ def _single(cp: Compiled) -> LagrangianResult:
     if cp.n * cp.errors.shape[1] <= _EXCHANGE_MAX:
         choice = fill(cp, exchange(cp, choice, lam), np.ones(1))
     bound = lagrangian_value(cp, lam)
-    choice = split_alternatives(cp, choice, bound)
-    return LagrangianResult(choice, cp.objective(choice), bound, lam, True)
+    obj = cp.objective(choice)
+    if rel_gap(obj, bound) > SPLIT_MIN_GAP:  # else no alternative could gain (one pass saved)
+        choice = split_alternatives(cp, choice, bound)
+        obj = cp.objective(choice)
+    return LagrangianResult(choice, obj, bound, lam, True)
 
 
 def _multi(cp: Compiled, time_limit: float | None) -> LagrangianResult:
