@@ -11,10 +11,20 @@ from hypothesis import strategies as st
 from strategies import rank_one_instances
 
 import bitalloc as ba
-
-from bitalloc.costs import (RankOneCost, SegmentCost, abs_row_max_sum, along, chosen,
-                            count_above, dense_rows, is_lazy, masked_sum, row_entries, row_min,
-                            sum_above)
+from bitalloc.costs import (
+    RankOneCost,
+    SegmentCost,
+    abs_row_max_sum,
+    along,
+    chosen,
+    count_above,
+    dense_rows,
+    is_lazy,
+    masked_sum,
+    row_entries,
+    row_min,
+    sum_above,
+)
 from bitalloc.kernels.hull import lower_hulls, row_count
 from bitalloc.solvers import SOLVERS
 
