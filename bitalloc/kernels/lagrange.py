@@ -25,14 +25,24 @@ def priced(cp: Compiled, lam: np.ndarray) -> np.ndarray:
     """``E + sum_c lam_c C_c``: the errors with each budget priced at ``lam``.
 
     ``inf`` at disallowed options, as in ``cp.errors``; ``cp.errors`` itself (not a
-    copy) when every ``lam`` is zero, so callers must not write to the result.
+    copy) when every ``lam`` is zero, so callers must not write to the result. Made in
+    blocks of rows, so a rank-one cost never becomes a full table of its own (the
+    entries are the same floats as ``cp.errors + lam_c * np.asarray(C_c) + ...``).
     """
-    total = None
-    for lc, c in zip(lam, cp.costs):
-        if lc:
-            total = cp.errors + lc * c if total is None else total + lc * c
-    if total is None:
+    active = [(float(lc), c) for lc, c in zip(lam, cp.costs) if lc]
+    if not active:
         return cp.errors
+    total = np.empty(cp.errors.shape)
+    m = cp.n
+    for a in range(0, m, CHUNK):
+        b = min(a + CHUNK, m)
+        t = total[a:b]
+        for i, (lc, c) in enumerate(active):
+            part = lc * dense_rows(c, a, b)
+            if i == 0:
+                np.add(cp.errors[a:b], part, out=t)
+            else:
+                t += part
     if not cp.all_allowed:  # inf + (-inf) cannot occur (costs are finite); keep inf exact
         total[~cp.allowed] = np.inf
     return total
