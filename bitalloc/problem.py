@@ -27,6 +27,16 @@ def _finite_total(abs_total: float, arg: str) -> None:
         raise ValueError(f"{arg}: the total overflows (values too large to add up)")
 
 
+class _Owned:
+    """A table built for one new problem (by :meth:`Problem.from_sensitivities`): used as
+    is, without the defensive copy a caller's array gets."""
+
+    __slots__ = ("table",)
+
+    def __init__(self, table: np.ndarray) -> None:
+        self.table = table
+
+
 class Problem:
     """A multiple-choice bitwidth allocation problem (see DESIGN.md section 2).
 
@@ -75,7 +85,10 @@ class Problem:
         setf(self, "_compiled", None)
         setf(self, "_index", None)
         setf(self, "bits", _readonly(v.bits_array(bits)))
-        table, total = v.float_array_sum(errors, "errors", 2)
+        if isinstance(errors, _Owned):  # a table made for this problem: no second copy
+            table, total = v.float_array_sum(errors.table, "errors", 2, copy=False)
+        else:
+            table, total = v.float_array_sum(errors, "errors", 2)
         setf(self, "errors", _readonly(table))
         n, k = self.errors.shape
         if k != len(self.bits):
@@ -134,7 +147,7 @@ class Problem:
         """
         b = v.bits_array(bits)
         s = v.float_array(sensitivity, "sensitivity", 1)
-        return cls(errors=np.outer(s, phi(b, noise)), sizes=sizes, bits=b, **kwargs)
+        return cls(errors=_Owned(np.outer(s, phi(b, noise))), sizes=sizes, bits=b, **kwargs)
 
     @property
     def n_groups(self) -> int:

@@ -19,16 +19,17 @@ def float_array(value, arg: str, ndim: int, *, nonneg: bool = True,
     return float_array_sum(value, arg, ndim, nonneg=nonneg, positive=positive)[0]
 
 
-def float_array_sum(value, arg: str, ndim: int, *, nonneg: bool = True,
-                    positive: bool = False) -> tuple[np.ndarray, float]:
+def float_array_sum(value, arg: str, ndim: int, *, nonneg: bool = True, positive: bool = False,
+                    copy: bool = True) -> tuple[np.ndarray, float]:
     """:func:`float_array` and the sum of the entries (``inf`` when that overflows).
 
-    One copy (a new C-ordered float64 array, never a view of ``value``) and two cheap
-    whole-array reductions (``min``, ``sum``: a NaN or inf shows in one of them); the
+    One copy (a new C-ordered float64 array, never a view of ``value``; with
+    ``copy=False`` none when ``value`` already is one) and two cheap whole-array
+    reductions (``min``, ``sum``: a NaN or inf shows in one of them); the
     entry-by-entry checks that name the bad index run only when those fail.
     """
     try:
-        arr = np.array(value, dtype=np.float64, order="C")
+        arr = np.array(value, dtype=np.float64, order="C", copy=True if copy else None)
     except (TypeError, ValueError):
         raise ValueError(f"{arg}: must be numeric, got {type(value).__name__}") from None
     if arr.ndim != ndim:
