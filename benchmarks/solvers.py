@@ -382,7 +382,7 @@ def _machine() -> str:
             f"Python {platform.python_version()}, numpy {np.__version__}")
 
 
-def _p2_only(out: Path, reps: int) -> int:
+def _p2_only(out: Path, reps: int, n: int = 10**6) -> int:
     """``--p2-only``: measure P2 alone and update it in the existing results."""
     import datetime
 
@@ -391,7 +391,7 @@ def _p2_only(out: Path, reps: int) -> int:
     rows, tgt = old.get("rows", []), dict(old.get("targets", {}))
     meta = dict(old.get("meta", {"machine": _machine(), "mode": "none", "seconds": 0.0}))
     t0 = time.perf_counter()
-    tgt["P2"] = targets([], p2_measurement(10**6, reps))["P2"]
+    tgt["P2"] = targets([], p2_measurement(n, reps))["P2"]
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     meta["p2_rerun"] = (f"The P2 target was rerun alone (`--p2-only`, {reps} runs, "
                         f"{time.perf_counter() - t0:.0f} s) on {when} ({_machine()}); "
@@ -418,6 +418,7 @@ def main(argv=None) -> int:
     ap.add_argument("--p2-only", action="store_true",
                     help="rerun only the P2 measurement; update its line in the existing "
                          "solvers.md/json (the rows and other targets stay)")
+    ap.add_argument("--p2-n", type=int, default=10**6, help="groups in the P2 measurement")
     ap.add_argument("--time-limit", type=float, default=TIME_LIMIT, help="seconds per solve")
     ap.add_argument("--peers", action="store_true",
                     help="run the peers' own allocators instead (benchmarks/peers.py; "
@@ -430,7 +431,7 @@ def main(argv=None) -> int:
         return peers.main(Path(args.out), quick=args.quick,
                           solvers=args.peer_solvers.split(",") if args.peer_solvers else None)
     if args.p2_only:
-        return _p2_only(Path(args.out), args.reps or 7)
+        return _p2_only(Path(args.out), args.reps or 7, args.p2_n)
     t0 = time.perf_counter()
     sizes = [int(float(s)) for s in args.sizes.split(",")] if args.sizes else None
     methods = args.methods.split(",") if args.methods else list(OURS + BASELINES)
@@ -464,7 +465,7 @@ def main(argv=None) -> int:
     built.clear()
     p2 = None
     if not args.no_targets and "lagrangian" in methods:
-        p2 = p2_measurement(10**6, reps)
+        p2 = p2_measurement(args.p2_n, reps)
     tgt = targets(rows, p2)
     meta = {"machine": _machine(),
             "mode": "quick" if args.quick else "full", "seconds": time.perf_counter() - t0}

@@ -35,7 +35,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from .costs import RankOneCost, abs_row_max_sum, chosen, row_min
+from .costs import RankOneCost, abs_row_max_sum, chosen, row_entries, row_min
 from .errors import InfeasibleError
 from .numeric import TOL
 
@@ -116,7 +116,7 @@ class Compiled:
 
     def objective(self, choice: np.ndarray) -> float:
         """Merged objective of a choice, in compiled (``e_scale``) units."""
-        return float(self.errors[np.arange(self.n), choice].sum())
+        return float(row_entries(self.errors, 0, self.n, np.asarray(choice)).sum())
 
     def per_group(self, choice: np.ndarray) -> np.ndarray:
         """The merged choice of each original group (``choice`` itself without ties)."""

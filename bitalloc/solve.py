@@ -10,6 +10,7 @@ import numpy as np
 
 from . import certify
 from .compiled import Compiled
+from .costs import row_entries
 from .errors import InfeasibleError
 from .kernels.feasibility import cheapest_choice
 from .kernels.fill import fill, repair
@@ -129,7 +130,7 @@ def solve(problem: Problem, method: str = "auto", time_limit: float | None = Non
     cp = problem.compiled()
     choice, bound, proven, used_method = run_method(problem, cp, method, limit)
     per_group = cp.per_group(choice)
-    objective = float(problem.errors[np.arange(problem.n_groups), per_group].sum())
+    objective = float(row_entries(problem.errors, 0, problem.n_groups, per_group).sum())
     bound = min(bound, objective)
     gap = rel_gap(objective, bound)
     status = "optimal" if proven or gap <= GAP_OPTIMAL else "feasible"
