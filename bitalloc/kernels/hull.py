@@ -41,7 +41,8 @@ class Hulls:
         points: ``(M, K)`` option index of each hull point, cheapest first (entries
             past ``count`` repeat the last point), or ``None`` when every row's hull
             is ``0, 1, ..., count-1`` (options already in convex order).
-        count: ``(M,)`` number of hull points, at least 1.
+        count: ``(M,)`` number of hull points, at least 1 (read-only; a broadcast of
+            ``K`` when every option of every group is on its hull).
         d_cost: ``(M, K-1)`` cost added by hull segment ``j`` (0 past the hull): an
             array, or a lazy :class:`~bitalloc.costs.SegmentCost` for a rank-one cost
             (indexable ``[rows, cols]`` and ``reshape(-1)[flat]`` the same way).
@@ -205,6 +206,8 @@ def lower_hulls(err: np.ndarray, cost, finite: bool = False) -> Hulls:
     d_cost, eff, count, bad = _convex_rows(err, cost, finite)
     rows = np.flatnonzero(bad)
     if len(rows) == 0:
+        if int(count.min()) == k:  # every option on every hull: one read-only count for all
+            count = np.broadcast_to(np.int64(k), (m,))
         return Hulls(None, count, SegmentCost(cost, eff) if lazy else d_cost, eff, rows)
     points = np.broadcast_to(np.arange(k), (m, k)).copy()
     e_rows, c_rows = err[rows], np.asarray(cost[rows], dtype=np.float64)
