@@ -26,6 +26,7 @@ from bitalloc.costs import (
     sum_above,
 )
 from bitalloc.kernels.hull import lower_hulls, row_count
+from bitalloc.kernels.lagrange import lagrangian_eval, lagrangian_value, priced, priced_min
 from bitalloc.solvers import SOLVERS
 
 
@@ -189,3 +190,60 @@ def test_large_rank_one_problem_matches_the_dense_path(unit):
         assert cp.objective(a.choice) == pytest.approx(cp.objective(b.choice), rel=1e-12)
         assert a.bound == pytest.approx(b.bound, rel=1e-12)
         assert cp.fits(a.choice) and cp.objective(a.choice) >= a.bound
+
+
+@settings(max_examples=100)
+@given(rank_one_instances(), st.floats(0, 3))
+def test_priced_tables_and_minima_match_the_dense_arithmetic(problem, scale):
+    cp = problem.compiled()
+    lam = scale * np.arange(1, len(cp.costs) + 1) / len(cp.costs)
+    want = cp.errors.copy()
+    for lc, c in zip(lam, cp.costs):
+        want = want + lc * np.asarray(c)
+    if not cp.all_allowed:
+        want[~cp.allowed] = np.inf
+    got = priced(cp, lam)
+    assert np.array_equal(got, want)
+    low, arg = priced_min(cp, lam)
+    assert np.array_equal(arg, np.argmin(want, axis=1)) and np.array_equal(low, want.min(axis=1))
+    value, choice, _ = lagrangian_eval(cp, lam)
+    assert lagrangian_value(cp, lam) == value and np.array_equal(choice, arg)
+
+
+@pytest.mark.parametrize("cls", [ba.AverageBits, ba.MemoryBudget, ba.BOPsBudget])
+@pytest.mark.parametrize("groups", [None, [0, 2, 5]])
+def test_factors_multiply_to_the_cost_table_exactly(cls, groups):
+    rng = np.random.default_rng(5)
+    p = ba.Problem(errors=rng.random((7, 3)), sizes=rng.integers(1, 10**6, 7) * 0.37,
+                   macs=rng.integers(0, 10**9, 7) * 1.1, act_bits=rng.choice([4, 8, 6], 7),
+                   bits=(2, 5, 8), constraints=[])
+    c = cls(1.0, groups=groups)
+    w, f = c.factors(p)
+    assert np.array_equal(np.outer(w, f), c.cost_table(p))
+    if groups is not None:
+        assert (w[[1, 3, 4, 6]] == 0).all()
+    if cls is ba.MemoryBudget and groups is None:
+        assert w is p.sizes  # a power-of-two divisor: the sizes themselves, no copy
+
+
+def test_blocks_of_rows_and_irregular_rows_across_block_edges():
+    """More rows than one block (CHUNK, VEC_CHUNK), with disallowed options and
+    non-convex rows spread over every block: lazy and dense hulls and fills agree."""
+    rng = np.random.default_rng(9)
+    n, bits = 140_003, (2, 3, 4, 6, 8)
+    sizes = rng.integers(1, 1000, n).astype(float)
+    err = np.outer(rng.lognormal(0, 1, n), 4.0 ** -np.arange(5))
+    odd = rng.random(n) < 0.01
+    err[odd] = rng.random((int(odd.sum()), 5))
+    allowed = {int(i): [2, 4, 8] for i in rng.choice(n, 500, replace=False)}
+    p = ba.Problem(errors=err, sizes=sizes, bits=bits, allowed=allowed,
+                   constraints=[ba.MemoryBudget(float(sizes.sum() * 4.3 / 8))])
+    cp = p.compiled()
+    assert isinstance(cp.costs[0], RankOneCost)
+    a, b = lower_hulls(cp.errors, cp.costs[0]), lower_hulls(cp.errors, np.asarray(cp.costs[0]))
+    assert len(a.irregular) > 500 and np.array_equal(a.eff, b.eff)
+    assert np.array_equal(np.asarray(a.d_cost), b.d_cost)
+    x, y = SOLVERS["lagrangian"](cp, None), SOLVERS["lagrangian"](_dense(cp), None)
+    assert cp.fits(x.choice) and cp.objective(x.choice) >= x.bound
+    assert cp.objective(x.choice) == pytest.approx(cp.objective(y.choice), rel=1e-12)
+    assert x.bound == pytest.approx(y.bound, rel=1e-12)
