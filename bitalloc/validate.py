@@ -95,6 +95,9 @@ class DefaultNames(Sequence):
     def __setattr__(self, key, value) -> None:
         raise AttributeError("DefaultNames is immutable")
 
+    def __reduce__(self):
+        return DefaultNames, (self._n,)
+
     def __len__(self) -> int:
         return self._n
 

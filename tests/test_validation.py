@@ -197,6 +197,10 @@ def test_default_names_behave_like_the_tuple():
         names.index("a")
     with pytest.raises(AttributeError):
         names._n = 3
+    import copy
+    import pickle
+
+    assert pickle.loads(pickle.dumps(names)) == names and copy.deepcopy(names) == ref
     p = ba.Problem(errors=np.ones((12, 2)), sizes=np.ones(12), bits=(2, 4),
                    allowed={"g3": [4]}, ties=[["g0", "g11"]],
                    constraints=[ba.AverageBits(3.0, groups=["g1", "g2"])])
