@@ -7,10 +7,20 @@ maps that back to one bitwidth per original group.
 
 Scale lives here and nowhere else: each constraint's costs and limit are divided
 by a power of two ``scales[c] >= max(|limit|, sum_m max_k |cost|)`` (exact: no
-rounding), and the errors by a power of two ``e_scale`` covering their total, so
-every solver, the reachability pre-check and pareto see budgets of size about 1
-and use the one tolerance :data:`bitalloc.numeric.TOL`. A bound found on the
-compiled form is multiplied by ``e_scale`` to be a bound on the problem.
+rounding), so every solver, the reachability pre-check and pareto see budgets of
+size about 1 and use the one tolerance :data:`bitalloc.numeric.TOL`. The errors keep
+their units (``e_scale = 1``, no copy) while their total lies in
+``[2**-E_RANGE, 2**E_RANGE]``: dividing by a power of two is exact and every solver
+only compares, adds and divides errors, so a power-of-two factor changes no
+decision there. Outside that range they are divided by a power of two ``e_scale``
+covering the sum of each group's largest error. A bound found on the compiled
+form is multiplied by ``e_scale`` to be a bound on the problem.
+
+Memory: without ties or ``allowed``, the compiled errors *are* the problem's
+(read-only) table, and the rank-one budgets (:class:`~bitalloc.AverageBits`,
+:class:`~bitalloc.MemoryBudget`, :class:`~bitalloc.BOPsBudget`) are kept as two
+vectors (:class:`bitalloc.costs.RankOneCost`), so compiling a million groups costs
+a few ``(M,)`` vectors, not tables. :class:`~bitalloc.LinearBudget` stays a table.
 
 :func:`compile_problem` is a pure function of the (immutable) problem.
 """
@@ -25,13 +35,17 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from .costs import RankOneCost, abs_row_max_sum, chosen, row_entries, row_min
 from .errors import InfeasibleError
 from .numeric import TOL
 
 if TYPE_CHECKING:  # pragma: no cover
     from .problem import Problem
 
-__all__ = ["Compiled", "compile_problem", "pow2_at_least"]
+__all__ = ["Compiled", "compile_problem", "pow2_at_least", "E_RANGE"]
+
+#: Errors whose total lies in ``[2**-E_RANGE, 2**E_RANGE]`` are used unscaled.
+E_RANGE = 256
 
 
 def pow2_at_least(x: float) -> float:
@@ -55,7 +69,9 @@ class Compiled:
         errors: ``(M, K)`` merged errors divided by ``e_scale``, ``inf`` where an
             option is not allowed.
         allowed: ``(M, K)`` bool mask of allowed options (every row has one).
-        costs: one ``(M, K)`` merged cost table per constraint, divided by its scale.
+        costs: one ``(M, K)`` merged cost table per constraint, divided by its scale:
+            an ``ndarray``, or a :class:`~bitalloc.costs.RankOneCost` (indexable like
+            one; ``np.asarray`` gives the table).
         limits: ``(C,)`` constraint limits divided by their scales.
         constraint_names: names, in constraint order.
         group_of: ``(N,)`` merged index of each original group.
@@ -63,6 +79,7 @@ class Compiled:
         int_scales: per constraint, a factor making its normalised costs integral, or None.
         scales: ``(C,)`` the power of two each constraint was divided by.
         e_scale: the power of two the errors were divided by.
+        all_allowed: every option of every group is allowed (computed when not given).
     """
 
     bits: np.ndarray
@@ -76,6 +93,11 @@ class Compiled:
     int_scales: tuple[float | None, ...] = ()
     scales: np.ndarray | None = None
     e_scale: float = 1.0
+    all_allowed: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.all_allowed is None:
+            object.__setattr__(self, "all_allowed", bool(self.allowed.all()))
 
     @property
     def n(self) -> int:
@@ -84,29 +106,32 @@ class Compiled:
 
     def usage(self, choice: np.ndarray) -> np.ndarray:
         """Normalised resource used per constraint by a merged choice."""
-        rows = np.arange(self.n)
-        return np.array([c[rows, choice].sum() for c in self.costs], dtype=np.float64)
+        return np.array([chosen(c, choice).sum() for c in self.costs], dtype=np.float64)
 
     def fits(self, choice: np.ndarray) -> bool:
         """Whether a merged choice is allowed and meets every budget (within ``TOL``)."""
-        if not self.allowed[np.arange(self.n), choice].all():
+        if not self.all_allowed and not self.allowed[np.arange(self.n), choice].all():
             return False
         return bool((self.usage(choice) <= self.limits + self.tol).all())
 
     def objective(self, choice: np.ndarray) -> float:
         """Merged objective of a choice, in compiled (``e_scale``) units."""
-        return float(self.errors[np.arange(self.n), choice].sum())
+        return float(row_entries(self.errors, 0, self.n, np.asarray(choice)).sum())
+
+    def per_group(self, choice: np.ndarray) -> np.ndarray:
+        """The merged choice of each original group (``choice`` itself without ties)."""
+        if self.n == len(self.group_of):
+            return np.asarray(choice)
+        return np.asarray(choice)[self.group_of]
 
     def expand(self, choice: np.ndarray) -> np.ndarray:
         """One bitwidth per original group from a merged choice."""
-        return self.bits[np.asarray(choice)[self.group_of]]
+        return self.bits[self.per_group(choice)]
 
     def min_costs(self) -> np.ndarray:
         """``(C,)`` smallest reachable normalised value of each constraint on its own."""
-        if self.allowed.all():
-            return np.array([c.min(axis=1).sum() for c in self.costs], dtype=np.float64)
-        return np.array([np.where(self.allowed, c, np.inf).min(axis=1).sum()
-                         for c in self.costs], dtype=np.float64)
+        allowed = None if self.all_allowed else self.allowed
+        return np.array([row_min(c, allowed).sum() for c in self.costs], dtype=np.float64)
 
     def with_limits(self, limits: np.ndarray, tol: np.ndarray | None = None) -> Compiled:
         """The same problem with other normalised limits (and tolerances)."""
@@ -159,60 +184,82 @@ def _merge(table: np.ndarray, group_of: np.ndarray, m: int) -> np.ndarray:
     return out
 
 
-def _row_abs_max_sum(c: np.ndarray) -> float:
-    """``np.abs(c).max(axis=1).sum()`` column by column (no (M, K) temporary)."""
-    best = np.abs(c[:, 0])
-    for j in range(1, c.shape[1]):
-        np.maximum(best, np.abs(c[:, j]), out=best)
-    with np.errstate(over="ignore"):
-        return float(best.sum())
-
-
 def _finite_row_max_sum(err: np.ndarray, allowed: np.ndarray) -> float:
     with np.errstate(over="ignore", invalid="ignore"):
         top = np.where(allowed, err, 0.0).max(axis=1)
         return float(top.sum())
 
 
+def _errors(problem: Problem, group_of: np.ndarray, m: int, allowed: np.ndarray,
+            all_allowed: bool) -> tuple[np.ndarray, float]:
+    """Merged errors (``inf`` where not allowed) and ``e_scale``; no copy when nothing changes."""
+    total = problem.error_total
+    if m == problem.n_groups and 2.0**-E_RANGE <= total <= 2.0**E_RANGE:
+        errors, e_scale = problem.errors, 1.0  # the caller's units; a total that fits
+    else:
+        with np.errstate(over="ignore"):
+            errors = _merge(problem.errors, group_of, m)
+        e_total = _finite_row_max_sum(errors, allowed)
+        if not (math.isfinite(e_total) and (m == problem.n_groups or np.isfinite(errors).all())):
+            raise ValueError("errors: the total error overflows (values too large to add up)")
+        e_scale = 1.0 if 2.0**-E_RANGE <= e_total <= 2.0**E_RANGE else pow2_at_least(e_total)
+        errors = errors / e_scale if e_scale != 1.0 else errors
+    if not all_allowed:
+        errors = np.where(allowed, errors, np.inf)
+    return errors, e_scale
+
+
+def _cost(problem: Problem, c, i: int, group_of: np.ndarray, m: int):
+    """The merged cost of constraint ``c`` (rank-one when it has factors) and its span."""
+    fac = c.factors(problem)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if fac is not None:
+            w, f = fac
+            if m != len(group_of):
+                w = np.bincount(group_of, weights=w, minlength=m)
+            raw = RankOneCost(w, f)
+            finite = bool(np.isfinite(raw.w).all())
+        else:
+            raw = _merge(np.asarray(c.cost_table(problem), dtype=np.float64), group_of, m)
+            finite = bool(np.isfinite(raw).all())
+        span = abs_row_max_sum(raw)
+    if not (finite and math.isfinite(span)):
+        raise ValueError(f"constraints[{i}]: the costs of {c.name!r} overflow (not finite); "
+                         f"use smaller units")
+    return raw, span
+
+
 def compile_problem(problem: Problem) -> Compiled:
-    """Collapse ties, evaluate every constraint's cost table, normalise; a pure function.
+    """Collapse ties, evaluate every constraint's costs, normalise; a pure function.
 
     Raises:
         ValueError: a cost table, a total or a limit is not finite (the argument named).
         InfeasibleError: tied groups share no allowed bitwidth.
     """
     group_of = _merge_index(problem.n_groups, problem.ties)
-    m = int(group_of.max()) + 1
+    m = int(group_of[-1]) + 1 if not problem.ties else int(group_of.max()) + 1
     if m == problem.n_groups:
         allowed = problem.allowed
+        all_allowed = problem.all_allowed
     else:
         allowed = np.ones((m, len(problem.bits)), dtype=bool)
         np.logical_and.at(allowed, group_of, problem.allowed)
-    empty = np.flatnonzero(~allowed.any(axis=1))
-    if len(empty):
-        members = [problem.names[i] for i in np.flatnonzero(group_of == empty[0])]
-        raise InfeasibleError(
-            f"allowed: tied groups {members} have no bitwidth allowed for all of them",
-            constraint="allowed")
-    with np.errstate(over="ignore"):
-        errors = _merge(problem.errors, group_of, m)
-    e_total = _finite_row_max_sum(errors, allowed)
-    if not (math.isfinite(e_total) and np.isfinite(errors).all()):
-        raise ValueError("errors: the total error overflows (values too large to add up)")
-    e_scale = pow2_at_least(e_total)
-    errors = errors / e_scale if e_scale != 1.0 else errors
-    if not allowed.all():
-        errors = np.where(allowed, errors, np.inf)
+        all_allowed = bool(allowed.all())
+    if not all_allowed:
+        empty = np.flatnonzero(~allowed.any(axis=1))
+        if len(empty):
+            members = [problem.names[i] for i in np.flatnonzero(group_of == empty[0])]
+            raise InfeasibleError(
+                f"allowed: tied groups {members} have no bitwidth allowed for all of them",
+                constraint="allowed")
+    errors, e_scale = _errors(problem, group_of, m, allowed, all_allowed)
     costs, limits, scales, ints = [], [], [], []
     for i, c in enumerate(problem.constraints):
-        with np.errstate(over="ignore", invalid="ignore"):
-            raw = _merge(np.asarray(c.cost_table(problem), dtype=np.float64), group_of, m)
-        span = _row_abs_max_sum(raw)
-        if not (np.isfinite(raw).all() and math.isfinite(span)):
-            raise ValueError(f"constraints[{i}]: the costs of {c.name!r} overflow (not finite); "
-                             f"use smaller units")
+        raw, span = _cost(problem, c, i, group_of, m)
         s = pow2_at_least(max(abs(c.limit), span))
-        costs.append(raw / s if s != 1.0 else raw)
+        if s != 1.0:
+            raw = RankOneCost(raw.w / s, raw.f) if isinstance(raw, RankOneCost) else raw / s
+        costs.append(raw)
         limits.append(c.limit / s)
         scales.append(s)
         k = c.integer_scale(problem)
@@ -220,9 +267,11 @@ def compile_problem(problem: Problem) -> Compiled:
     limits = np.array(limits, dtype=np.float64)
     tol = np.full(len(limits), TOL)
     scales = np.array(scales, dtype=np.float64)
-    for a in (errors, allowed, limits, tol, group_of, scales, *costs):
-        a.setflags(write=False)
+    for a in (errors, allowed, limits, tol, group_of, scales,
+              *(c for c in costs if isinstance(c, np.ndarray))):
+        if a.flags.writeable:
+            a.setflags(write=False)
     return Compiled(bits=problem.bits, errors=errors, allowed=allowed, costs=tuple(costs),
                     limits=limits, constraint_names=tuple(c.name for c in problem.constraints),
                     group_of=group_of, tol=tol, int_scales=tuple(ints), scales=scales,
-                    e_scale=e_scale)
+                    e_scale=e_scale, all_allowed=all_allowed)

@@ -141,6 +141,16 @@ class Constraint(ABC):
         """``(N,)`` weights ``w`` when ``cost[i, k] = w[i] * bits[k]`` (0 off scope), else None."""
         return None
 
+    def factors(self, problem: Problem) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(w, f)`` with ``cost_table(problem)[i, k] == w[i] * f[k]`` exactly, or None.
+
+        The rank-one constraints return their weights over the divisor and the
+        bitwidths; the compiled form keeps these two vectors instead of the table
+        (:class:`bitalloc.costs.RankOneCost`). A full table (:class:`LinearBudget`)
+        returns None.
+        """
+        return None
+
     @abstractmethod
     def cost_table(self, problem: Problem) -> np.ndarray:
         """Cost of each (group, candidate bitwidth), shape ``(N, K)``, in original group order."""
@@ -227,9 +237,16 @@ class _RankOne(Constraint):
         mask = self._mask(problem)
         return w if mask is None else np.where(mask, w, 0.0)
 
+    def factors(self, problem: Problem) -> tuple[np.ndarray, np.ndarray]:
+        w, d = self.weights(problem), self.divisor(problem)
+        bits = problem.bits.astype(np.float64)
+        if math.frexp(d)[0] == 0.5:  # a power of two divides exactly: keep w (no copy)
+            return w, bits / d
+        return w / d, bits
+
     def cost_table(self, problem: Problem) -> np.ndarray:
-        w = self.weights(problem) / self.divisor(problem)
-        return np.outer(w, problem.bits.astype(np.float64))
+        """The dense ``(N, K)`` table ``np.outer(*factors)``, built on each call."""
+        return np.outer(*self.factors(problem))
 
     def __repr__(self) -> str:
         extra = "" if self.name == self._default_name else f", name={self.name!r}"

@@ -20,11 +20,21 @@ def _readonly(a: np.ndarray | None) -> np.ndarray | None:
     return a
 
 
-def _finite_total(a: np.ndarray, arg: str) -> None:
+def _finite_total(abs_total: float, arg: str) -> None:
     with np.errstate(over="ignore"):
-        total = float(np.abs(a).sum()) * 64.0  # times the largest bitwidth
+        total = abs_total * 64.0  # times the largest bitwidth
     if not np.isfinite(total):
         raise ValueError(f"{arg}: the total overflows (values too large to add up)")
+
+
+class _Owned:
+    """A table built for one new problem (by :meth:`Problem.from_sensitivities`): used as
+    is, without the defensive copy a caller's array gets."""
+
+    __slots__ = ("table",)
+
+    def __init__(self, table: np.ndarray) -> None:
+        self.table = table
 
 
 class Problem:
@@ -34,6 +44,16 @@ class Problem:
     Instances are immutable (read-only arrays, tuples, immutable constraints; setting an
     attribute raises); all validation happens in the constructor, and the compiled
     form (:meth:`compiled`) is a pure function of these immutable inputs.
+
+    Construction makes one read-only copy of ``errors`` and checks it with two
+    whole-array reductions (``min`` and ``sum``); without ``names`` the default names
+    are made on demand (:class:`bitalloc.validate.DefaultNames`), without ``allowed``
+    the mask is a read-only broadcast of ``True`` and without ``act_bits`` a broadcast
+    of 8, so a million groups cost one table pass.
+
+    Attributes (besides the arguments): ``error_total``, the sum of every entry of
+    ``errors`` (``inf`` when that overflows a float); ``all_allowed``, whether every
+    option of every group is allowed.
 
     Args:
         errors: ``(N, K)`` table, ``errors[i, k]`` is the objective contribution of
@@ -65,24 +85,34 @@ class Problem:
         setf(self, "_compiled", None)
         setf(self, "_index", None)
         setf(self, "bits", _readonly(v.bits_array(bits)))
-        setf(self, "errors", _readonly(v.float_array(errors, "errors", 2)))
+        if isinstance(errors, _Owned):  # a table made for this problem: no second copy
+            table, total = v.float_array_sum(errors.table, "errors", 2, copy=False)
+        else:
+            table, total = v.float_array_sum(errors, "errors", 2)
+        setf(self, "errors", _readonly(table))
         n, k = self.errors.shape
         if k != len(self.bits):
             raise ValueError(f"errors: has {k} columns but there are {len(self.bits)} bits")
-        with np.errstate(over="ignore"):
-            if not np.isfinite(self.errors.max(axis=1).sum()):
-                raise ValueError("errors: the total error overflows (values too large to add up)")
-        setf(self, "sizes", _readonly(self._per_group(sizes, "sizes", n, positive=True)))
-        _finite_total(self.sizes, "sizes")
+        if not np.isfinite(total):  # the sum of all entries overflows: decide on row maxima
+            with np.errstate(over="ignore"):
+                if not np.isfinite(self.errors.max(axis=1).sum()):
+                    raise ValueError("errors: the total error overflows (values too large to "
+                                     "add up)")
+        setf(self, "error_total", total)
+        sizes, size_total = self._per_group(sizes, "sizes", n, positive=True)
+        setf(self, "sizes", _readonly(sizes))
+        _finite_total(size_total, "sizes")
         setf(self, "names", v.names_tuple(names, n))
-        setf(self, "macs", _readonly(None if macs is None else self._per_group(macs, "macs", n)))
-        setf(self, "act_bits", _readonly(np.full(n, 8.0) if act_bits is None else
-                                         self._per_group(act_bits, "act_bits", n, positive=True)))
+        setf(self, "macs", _readonly(None if macs is None else self._per_group(macs, "macs", n)[0]))
+        setf(self, "act_bits", np.broadcast_to(np.float64(8.0), (n,)) if act_bits is None else
+             _readonly(self._per_group(act_bits, "act_bits", n, positive=True)[0]))
         if self.macs is not None:
             with np.errstate(over="ignore"):
-                _finite_total(self.macs * self.act_bits, "macs")
+                _finite_total(float(np.abs(self.macs * self.act_bits).sum()), "macs")
         index = self.index_of if (allowed or ties) else None
-        setf(self, "allowed", _readonly(v.allowed_mask(allowed, self.bits, self.names, index)))
+        mask = v.allowed_mask(allowed, self.bits, self.names, index)
+        setf(self, "allowed", _readonly(mask) if mask.flags.writeable else mask)
+        setf(self, "all_allowed", allowed is None or bool(mask.all()))
         setf(self, "ties", v.tie_groups(ties, self.names, index))
         setf(self, "constraints", self._check_constraints(constraints))
 
@@ -117,7 +147,7 @@ class Problem:
         """
         b = v.bits_array(bits)
         s = v.float_array(sensitivity, "sensitivity", 1)
-        return cls(errors=np.outer(s, phi(b, noise)), sizes=sizes, bits=b, **kwargs)
+        return cls(errors=_Owned(np.outer(s, phi(b, noise))), sizes=sizes, bits=b, **kwargs)
 
     @property
     def n_groups(self) -> int:
@@ -207,11 +237,12 @@ class Problem:
             return False
         return not violated(self, k)
 
-    def _per_group(self, value, arg: str, n: int, positive: bool = False) -> np.ndarray:
-        arr = v.float_array(value, arg, 1, positive=positive)
+    def _per_group(self, value, arg: str, n: int,
+                   positive: bool = False) -> tuple[np.ndarray, float]:
+        arr, total = v.float_array_sum(value, arg, 1, positive=positive)
         if len(arr) != n:
             raise ValueError(f"{arg}: has {len(arr)} entries but there are {n} groups")
-        return arr
+        return arr, total
 
     def _check_constraints(self, constraints) -> tuple[Constraint, ...]:
         if isinstance(constraints, Constraint):

@@ -7,6 +7,8 @@ from typing import Literal
 
 import numpy as np
 
+from .validate import DefaultNames
+
 __all__ = ["Result", "Status"]
 
 #: ``"optimal"``: proven; ``"feasible"``: meets every budget, optimality not proven.
@@ -58,7 +60,8 @@ class Result:
         bits = np.array(self.bits, dtype=np.int64)
         bits.setflags(write=False)
         object.__setattr__(self, "bits", bits)
-        object.__setattr__(self, "names", tuple(self.names))
+        if not isinstance(self.names, DefaultNames):  # those are made on demand
+            object.__setattr__(self, "names", tuple(self.names))
 
     @property
     def bits_by_name(self) -> dict[str, int]:

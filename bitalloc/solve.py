@@ -10,6 +10,7 @@ import numpy as np
 
 from . import certify
 from .compiled import Compiled
+from .costs import row_entries
 from .errors import InfeasibleError
 from .kernels.feasibility import cheapest_choice
 from .kernels.fill import fill, repair
@@ -65,7 +66,7 @@ def certified_choice(problem: Problem, cp: Compiled, choice: np.ndarray) -> tupl
     with a rounding margin, then fills greedily within that margin.
     """
     choice = np.asarray(choice, dtype=np.int64)
-    if not certify.violated(problem, choice[cp.group_of]):
+    if not certify.violated(problem, cp.per_group(choice)):
         return choice, True
     margin = _margin(cp)
     zero = np.zeros(len(cp.limits))
@@ -75,7 +76,7 @@ def certified_choice(problem: Problem, cp: Compiled, choice: np.ndarray) -> tupl
             if start is None:
                 continue
             cand = fill(tight, start, np.ones(len(cp.limits))) if tight.fits(start) else start
-            if not certify.violated(problem, cand[cp.group_of]):
+            if not certify.violated(problem, cp.per_group(cand)):
                 return cand, False
         margin *= 64.0
     raise RuntimeError("no allocation within the budget could be certified; "
@@ -128,8 +129,8 @@ def solve(problem: Problem, method: str = "auto", time_limit: float | None = Non
     t0 = time.perf_counter()
     cp = problem.compiled()
     choice, bound, proven, used_method = run_method(problem, cp, method, limit)
-    per_group = choice[cp.group_of]
-    objective = float(problem.errors[np.arange(problem.n_groups), per_group].sum())
+    per_group = cp.per_group(choice)
+    objective = float(row_entries(problem.errors, 0, problem.n_groups, per_group).sum())
     bound = min(bound, objective)
     gap = rel_gap(objective, bound)
     status = "optimal" if proven or gap <= GAP_OPTIMAL else "feasible"

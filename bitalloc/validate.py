@@ -5,7 +5,8 @@ Every check raises ``ValueError`` whose message starts with the argument name.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -15,14 +16,30 @@ DEFAULT_BITS = (2, 3, 4, 5, 6, 7, 8)
 def float_array(value, arg: str, ndim: int, *, nonneg: bool = True,
                 positive: bool = False) -> np.ndarray:
     """Convert to a finite float64 array of the given rank, checking sign."""
+    return float_array_sum(value, arg, ndim, nonneg=nonneg, positive=positive)[0]
+
+
+def float_array_sum(value, arg: str, ndim: int, *, nonneg: bool = True, positive: bool = False,
+                    copy: bool = True) -> tuple[np.ndarray, float]:
+    """:func:`float_array` and the sum of the entries (``inf`` when that overflows).
+
+    One copy (a new C-ordered float64 array, never a view of ``value``; with
+    ``copy=False`` none when ``value`` already is one) and two cheap whole-array
+    reductions (``min``, ``sum``: a NaN or inf shows in one of them); the
+    entry-by-entry checks that name the bad index run only when those fail.
+    """
     try:
-        arr = np.array(value, dtype=np.float64)
+        arr = np.array(value, dtype=np.float64, order="C", copy=True if copy else None)
     except (TypeError, ValueError):
         raise ValueError(f"{arg}: must be numeric, got {type(value).__name__}") from None
     if arr.ndim != ndim:
         raise ValueError(f"{arg}: must be {ndim}-D, got shape {arr.shape}")
     if arr.size == 0:
         raise ValueError(f"{arg}: must not be empty")
+    with np.errstate(over="ignore", invalid="ignore"):
+        low, total = arr.min(), float(arr.sum())
+    if math.isfinite(total) and (low > 0 if positive else (low >= 0 or not nonneg)):
+        return arr, total
     if np.isnan(arr).any():
         raise ValueError(f"{arg}: contains NaN at index {_first(np.isnan(arr))}")
     if np.isinf(arr).any():
@@ -33,7 +50,7 @@ def float_array(value, arg: str, ndim: int, *, nonneg: bool = True,
     if nonneg and (arr < 0).any():
         raise ValueError(f"{arg}: must be >= 0, got {arr[arr < 0].flat[0]} at index "
                          f"{_first(arr < 0)}")
-    return arr
+    return arr, total  # every entry is fine; only their sum overflows
 
 
 def _first(mask: np.ndarray):
@@ -62,10 +79,87 @@ def bits_array(bits) -> np.ndarray:
     return arr
 
 
-def names_tuple(names, n: int) -> tuple[str, ...]:
-    """Group names: ``n`` unique strings (default ``g0, g1, ...``)."""
+class DefaultNames(Sequence):
+    """The default group names ``g0, g1, ..., g{n-1}``, made on demand (immutable).
+
+    A sequence like the tuple it stands for (indexing, slicing, iteration, ``in``,
+    ``index``, equality with tuples and lists), without building a million strings
+    when nobody asks for them.
+    """
+
+    __slots__ = ("_n",)
+
+    def __init__(self, n: int) -> None:
+        object.__setattr__(self, "_n", int(n))
+
+    def __setattr__(self, key, value) -> None:
+        raise AttributeError("DefaultNames is immutable")
+
+    def __reduce__(self):
+        return DefaultNames, (self._n,)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return tuple(f"g{j}" for j in range(*i.indices(self._n)))
+        j = int(i)
+        if j < 0:
+            j += self._n
+        if not 0 <= j < self._n:
+            raise IndexError("group index out of range")
+        return f"g{j}"
+
+    def __iter__(self):
+        return (f"g{j}" for j in range(self._n))
+
+    def position(self, name) -> int | None:
+        """Index of ``name`` (``"g<i>"``), or None."""
+        if isinstance(name, str) and name[:1] == "g" and name[1:].isdigit() and (
+                name[1:] == "0" or name[1] != "0"):
+            j = int(name[1:])
+            return j if j < self._n else None
+        return None
+
+    def __contains__(self, name) -> bool:
+        return self.position(name) is not None
+
+    def index(self, name, *args) -> int:
+        j = self.position(name)
+        if j is None:
+            raise ValueError(f"{name!r} is not in names")
+        return j
+
+    def count(self, name) -> int:
+        return int(self.position(name) is not None)
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, DefaultNames):
+            return self._n == other._n
+        if isinstance(other, (tuple, list)):
+            return len(other) == self._n and all(a == b for a, b in zip(self, other))
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __add__(self, other):
+        return tuple(self) + tuple(other)
+
+    def __radd__(self, other):
+        return tuple(other) + tuple(self)
+
+    def __repr__(self) -> str:
+        if self._n <= 6:
+            return repr(tuple(self))
+        return f"DefaultNames({self._n}: 'g0' ... 'g{self._n - 1}')"
+
+
+def names_tuple(names, n: int) -> Sequence[str]:
+    """Group names: ``n`` unique strings (default ``g0, g1, ...``, a :class:`DefaultNames`)."""
     if names is None:
-        return tuple(f"g{i}" for i in range(n))
+        return DefaultNames(n)
     if isinstance(names, str):
         raise ValueError("names: must be a sequence of strings, got a single string")
     out = tuple(names)
@@ -107,9 +201,9 @@ def allowed_mask(allowed, bits: np.ndarray, names: tuple[str, ...],
                  index: Mapping[str, int] | None = None) -> np.ndarray:
     """Boolean (N, K) mask of allowed options."""
     n = len(names)
+    if allowed is None:  # every option: a read-only broadcast, no (N, K) array
+        return np.broadcast_to(np.True_, (n, len(bits)))
     mask = np.ones((n, len(bits)), dtype=bool)
-    if allowed is None:
-        return mask
     if not isinstance(allowed, Mapping):
         raise ValueError("allowed: must map a group (name or index) to its allowed bitwidths")
     index = {nm: i for i, nm in enumerate(names)} if index is None else index

@@ -154,3 +154,45 @@ def scaled_instances(draw) -> ba.Problem:
         cons.append(ba.AverageBits(bits[0] + draw(st.sampled_from([0.3, 0.7])) *
                                    (bits[-1] - bits[0])))
     return ba.Problem(errors=errors, sizes=sizes, bits=bits, constraints=cons)
+
+
+@st.composite
+def rank_one_instances(draw) -> ba.Problem:
+    """Small instances with only rank-one budgets (AverageBits, MemoryBudget, BOPsBudget),
+    often scoped with ``groups=``, sizes, MACs and errors each in a unit drawn
+    log-uniformly between 1e-9 and 1e12; sometimes ``allowed`` and ties."""
+    n, k = draw(st.integers(1, 7)), draw(st.integers(2, 4))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    bits = sorted(rng.choice(np.arange(1, 9), k, replace=False).tolist())
+    sizes = rng.integers(1, 1000, n) * 10.0 ** draw(st.floats(-9, 12))
+    macs = rng.integers(0, 1000, n) * 10.0 ** draw(st.floats(-9, 12))
+    act_bits = rng.choice([4.0, 8.0], n)
+    e_unit = 10.0 ** draw(st.floats(-9, 12))
+    if draw(st.booleans()):
+        errors = np.outer(rng.lognormal(0, 2, n), ba.phi(bits)) * e_unit
+    else:
+        errors = rng.random((n, k)) * e_unit
+    allowed = {i: sorted(rng.choice(bits, rng.integers(1, k + 1), replace=False).tolist())
+               for i in range(n) if rng.random() < 0.15}
+    ties = [[0, n - 1]] if n > 2 and rng.random() < 0.25 else None
+    base = ba.Problem(errors=errors, sizes=sizes, bits=bits, macs=macs, act_bits=act_bits,
+                      allowed=allowed)
+    cons = []
+    kinds = draw(st.lists(st.sampled_from(["avg", "mem", "bops"]), min_size=1, max_size=3,
+                          unique=True))
+    for kind in kinds:
+        groups = None
+        if n > 1 and draw(st.booleans()):
+            groups = sorted(rng.choice(n, rng.integers(1, n + 1), replace=False).tolist())
+        cls = {"avg": ba.AverageBits, "mem": ba.MemoryBudget, "bops": ba.BOPsBudget}[kind]
+        probe = cls(1.0, groups=groups)
+        table = np.where(base.allowed, probe.cost_table(base), np.nan)
+        scope = np.zeros(n, dtype=bool)
+        scope[probe.scope(base) if groups is not None else slice(None)] = True
+        lo = np.nanmin(table, axis=1)[scope].sum()
+        hi = np.nanmax(table, axis=1)[scope].sum()
+        frac = draw(st.sampled_from([0.1, 0.4, 0.7, 1.1]))
+        limit = max(lo + frac * (hi - lo) + rng.uniform(0, 0.01) * (hi - lo), 1e-300)
+        cons.append(cls(float(limit), groups=groups))
+    return ba.Problem(errors=errors, sizes=sizes, bits=bits, macs=macs, act_bits=act_bits,
+                      allowed=allowed, ties=ties, constraints=cons)

@@ -52,3 +52,21 @@ def test_targets_are_graded_from_rows():
                              ("exact", 0.3, "optimal(exact)"))]
     t = bench.targets(rows, None)
     assert t["P1:auto"]["pass"] and not t["P1:exact"]["pass"]  # 6.0 / 0.3 < 30
+
+
+def test_p2_only_updates_the_p2_line_and_keeps_the_rows(tmp_path: Path):
+    out = tmp_path / "res"
+    assert bench.main(["--quick", "--sizes", "10", "--methods", "lagrangian", "--reps", "1",
+                       "--no-targets", "--out", str(out)]) == 0
+    rows = json.loads((out / "solvers.json").read_text())["rows"]
+    assert bench.main(["--p2-only", "--p2-n", "3000", "--reps", "1", "--out", str(out)]) == 0
+    data = json.loads((out / "solvers.json").read_text())
+    assert data["rows"] == rows
+    p2 = data["targets"]["P2"]
+    assert p2["n"] == 3000 and 0 <= p2["gap"] < 1e-3 and 0 < p2["peak_ratio"]
+    assert isinstance(p2["pass"], bool)
+    for key in ("construct_ratio", "cold_ratio", "auto_cold_ratio", "solver_ratio"):
+        assert p2[key] > 0, key
+    md = (out / "solvers.md").read_text()
+    assert "rerun alone (`--p2-only`" in md and "**P2**" in md
+    assert "construction + first lagrangian solve <= 5 min-passes" in md

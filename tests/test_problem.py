@@ -87,3 +87,45 @@ def test_cost_table_that_overflows_is_a_value_error_before_solving():
 def test_with_limit_names_unknown_constraints():
     with pytest.raises(ValueError, match=r"^constraint: unknown constraint 'bops'"):
         small().with_limit("bops", 1.0)
+
+
+def test_one_copy_of_the_table_and_no_table_for_defaults():
+    errors = np.random.default_rng(0).random((50, 3))
+    p = ba.Problem(errors=errors, sizes=np.ones(50), bits=(2, 4, 8),
+                   constraints=[ba.AverageBits(4.0)])
+    assert not np.shares_memory(p.errors, errors) and p.errors.flags.c_contiguous
+    assert p.error_total == pytest.approx(errors.sum(), rel=1e-15)
+    assert p.all_allowed and p.allowed.shape == (50, 3) and p.allowed.all()
+    assert p.act_bits.shape == (50,) and (p.act_bits == 8).all()
+    for a in (p.allowed, p.act_bits):
+        assert not a.flags.writeable
+    assert p.names == tuple(f"g{i}" for i in range(50)) and p.names[49] == "g49"
+    cp = p.compiled()  # in range: the compiled errors are the problem's table itself
+    assert cp.e_scale == 1.0 and cp.errors is p.errors and cp.all_allowed
+    q = ba.Problem(errors=errors, sizes=np.ones(50), bits=(2, 4, 8),
+                   allowed={0: [2]}, constraints=[ba.AverageBits(4.0)])
+    assert not q.all_allowed and not q.compiled().all_allowed
+
+
+@pytest.mark.parametrize("unit", [1e-300, 1e-9, 1.0, 1e12, 1e300])
+def test_errors_in_any_unit_solve_alike(unit):
+    rng = np.random.default_rng(3)
+    errors = np.outer(rng.lognormal(0, 1, 40), ba.phi((2, 4, 8)))
+    base = ba.Problem(errors=errors, sizes=rng.integers(1, 9, 40), bits=(2, 4, 8),
+                      constraints=[ba.AverageBits(4.5)])
+    p = ba.Problem(errors=errors * unit, sizes=base.sizes, bits=(2, 4, 8),
+                   constraints=[ba.AverageBits(4.5)])
+    cp = p.compiled()
+    assert (cp.e_scale == 1.0) == (1e-77 < unit < 1e77)  # 2**-256 .. 2**256
+    for method in ("lagrangian", "greedy", "auto"):
+        a, b = ba.solve(base, method=method), ba.solve(p, method=method)
+        assert a.bits.tolist() == b.bits.tolist(), method
+        assert b.objective == pytest.approx(a.objective * unit, rel=1e-12)
+
+
+def test_a_table_whose_sum_overflows_but_row_maxima_do_not_is_accepted():
+    errors = [[1e308, 1e308], [1e307, 0.0]]  # the sum of all entries is inf
+    p = ba.Problem(errors=errors, sizes=[1, 1], bits=(2, 4), constraints=[ba.AverageBits(3.0)])
+    assert p.error_total == np.inf
+    r = ba.solve(p, method="lagrangian")
+    assert r.bits.tolist() in ([2, 4], [4, 2]) and np.isfinite(r.objective)

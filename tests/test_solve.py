@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from reference import assert_feasible, brute_force, close
-from strategies import instances, scaled_instances
+from strategies import instances, rank_one_instances, scaled_instances
 
 import bitalloc as ba
 
@@ -76,6 +76,16 @@ def _check_relative(problem: ba.Problem, method: str, opt: float | None) -> None
 @given(scaled_instances())
 def test_every_method_in_any_units(problem: ba.Problem) -> None:
     """LinearBudget costs and errors scaled log-uniformly between 1e-9 and 1e12."""
+    opt, _ = brute_force(problem)
+    for method in METHODS:
+        _check_relative(problem, method, opt)
+
+
+@settings(max_examples=300)
+@given(rank_one_instances())
+def test_every_method_on_rank_one_budgets_in_any_units(problem: ba.Problem) -> None:
+    """The lazy rank-one path (no cost tables): scoped budgets, sizes, MACs and errors
+    each in units between 1e-9 and 1e12."""
     opt, _ = brute_force(problem)
     for method in METHODS:
         _check_relative(problem, method, opt)

@@ -179,3 +179,31 @@ def test_missing_extra_is_named(monkeypatch):
         ba.solve(p, method="fractional")
     with pytest.raises(ba.MissingDependencyError, match=r"pip install 'bitalloc\[ilp\]'"):
         ba.solve(p, method="ilp")
+
+
+def test_default_names_behave_like_the_tuple():
+    from bitalloc.validate import DefaultNames
+
+    names = DefaultNames(12)
+    ref = tuple(f"g{i}" for i in range(12))
+    assert names == ref and ref == names and list(names) == list(ref) and len(names) == 12
+    assert names[3] == "g3" and names[-1] == "g11" and names[2:5] == ref[2:5]
+    assert "g11" in names and "g12" not in names and "g01" not in names and 7 not in names
+    assert names.index("g5") == 5 and names.count("g5") == 1 and hash(names) == hash(ref)
+    assert names + ("x",) == ref + ("x",) and repr(DefaultNames(2)) == "('g0', 'g1')"
+    with pytest.raises(IndexError):
+        names[12]
+    with pytest.raises(ValueError):
+        names.index("a")
+    with pytest.raises(AttributeError):
+        names._n = 3
+    import copy
+    import pickle
+
+    assert pickle.loads(pickle.dumps(names)) == names and copy.deepcopy(names) == ref
+    p = ba.Problem(errors=np.ones((12, 2)), sizes=np.ones(12), bits=(2, 4),
+                   allowed={"g3": [4]}, ties=[["g0", "g11"]],
+                   constraints=[ba.AverageBits(3.0, groups=["g1", "g2"])])
+    r = ba.solve(p, method="greedy")
+    assert r.names == ref and r.bits_by_name["g3"] == 4
+    assert r.to_dict()["bits"].keys() == set(ref)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..compiled import Compiled
+from ..costs import dense
 from .lagrange import priced
 
 __all__ = ["fill", "repair", "exchange"]
@@ -128,6 +129,7 @@ def repair(cp: Compiled, choice: np.ndarray, max_rounds: int = 200,
     choice = np.array(choice, dtype=np.int64)
     scales = np.ones(len(cp.costs))
     r = np.arange(cp.n)
+    tables: dict = {}  # dense tables, built once per violated budget
     for _ in range(max_rounds):
         over = cp.usage(choice) - cp.limits - cp.tol
         if (over <= 0).all():
@@ -135,7 +137,9 @@ def repair(cp: Compiled, choice: np.ndarray, max_rounds: int = 200,
         viol = np.flatnonzero(over > 0)
         red = np.zeros(cp.errors.shape)
         for c in viol:
-            cost = cp.costs[c]
+            if c not in tables:
+                tables[c] = dense(cp.costs[c])
+            cost = tables[c]
             red += (cost[r, choice][:, None] - cost) / scales[c]
         loss = cp.errors - cp.errors[r, choice][:, None]
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -170,10 +174,11 @@ def exchange(cp: Compiled, choice: np.ndarray, lam: np.ndarray, rounds: int = 50
     total = priced(cp, lam)
     r = np.arange(cp.n)
     scales = np.ones(len(cp.costs))
+    costs = [dense(c) for c in cp.costs]  # small problems only: tables, built once
     for _ in range(rounds):
         slack = cp.limits + cp.tol - cp.usage(choice)
         delta = total - total[r, choice][:, None]  # reduced-cost change of each move
-        agg = sum((c - c[r, choice][:, None]) / s for c, s in zip(cp.costs, scales))
+        agg = sum((c - c[r, choice][:, None]) / s for c, s in zip(costs, scales))
         moves = []
         for side in (agg < 0, agg > 0):  # lowering moves, raising moves
             flat = np.flatnonzero((side & np.isfinite(delta)).reshape(-1))
@@ -186,7 +191,7 @@ def exchange(cp: Compiled, choice: np.ndarray, lam: np.ndarray, rounds: int = 50
         gain = (cp.errors[dm, choice[dm]] - cp.errors[dm, dk])[:, None] + \
             (cp.errors[um, choice[um]] - cp.errors[um, uk])[None, :]
         ok = (dm[:, None] != um[None, :]) & (gain > 0)
-        for c, cost in enumerate(cp.costs):
+        for c, cost in enumerate(costs):
             dd = cost[dm, dk] - cost[dm, choice[dm]]
             du = cost[um, uk] - cost[um, choice[um]]
             ok &= dd[:, None] + du[None, :] <= slack[c]

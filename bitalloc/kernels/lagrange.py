@@ -14,9 +14,10 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from ..compiled import Compiled
+from ..costs import CHUNK, dense_rows
 from ..errors import InfeasibleError
 
-__all__ = ["priced", "lagrangian_eval", "lagrangian_value", "one_hot_matrices",
+__all__ = ["priced", "priced_min", "lagrangian_eval", "lagrangian_value", "one_hot_matrices",
            "joint_infeasible"]
 
 
@@ -24,17 +25,62 @@ def priced(cp: Compiled, lam: np.ndarray) -> np.ndarray:
     """``E + sum_c lam_c C_c``: the errors with each budget priced at ``lam``.
 
     ``inf`` at disallowed options, as in ``cp.errors``; ``cp.errors`` itself (not a
-    copy) when every ``lam`` is zero, so callers must not write to the result.
+    copy) when every ``lam`` is zero, so callers must not write to the result. Made in
+    blocks of rows, so a rank-one cost never becomes a full table of its own (the
+    entries are the same floats as ``cp.errors + lam_c * np.asarray(C_c) + ...``).
     """
-    total = None
-    for lc, c in zip(lam, cp.costs):
-        if lc:
-            total = cp.errors + lc * c if total is None else total + lc * c
-    if total is None:
+    active = [(float(lc), c) for lc, c in zip(lam, cp.costs) if lc]
+    if not active:
         return cp.errors
-    if not cp.allowed.all():  # inf + (-inf) cannot occur (costs are finite); keep inf exact
+    total = np.empty(cp.errors.shape)
+    m = cp.n
+    for a in range(0, m, CHUNK):
+        b = min(a + CHUNK, m)
+        t = total[a:b]
+        for i, (lc, c) in enumerate(active):
+            part = lc * dense_rows(c, a, b)
+            if i == 0:
+                np.add(cp.errors[a:b], part, out=t)
+            else:
+                t += part
+    if not cp.all_allowed:  # inf + (-inf) cannot occur (costs are finite); keep inf exact
         total[~cp.allowed] = np.inf
     return total
+
+
+def priced_min(cp: Compiled, lam: np.ndarray,
+               want_choice: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per group, the least priced error ``min_k (E + lam . C)[m, k]`` and its option.
+
+    The same floats as ``priced(cp, lam)`` with ``argmin`` (first least option), made
+    in blocks of rows that stay in cache: no ``(M, K)`` temporary, and the minimum
+    is a loop over the ``K`` columns rather than a reduction along short rows.
+    Without ``want_choice`` only the minima (the option is None).
+    """
+    m, k = cp.errors.shape
+    active = [(float(lc), c) for lc, c in zip(lam, cp.costs) if lc]
+    best = np.empty(m)
+    arg = np.zeros(m, dtype=np.int64) if want_choice else None
+    for a in range(0, m, CHUNK):
+        b = min(a + CHUNK, m)
+        t = cp.errors[a:b]
+        for lc, c in active:
+            t = t + lc * dense_rows(c, a, b)
+        if active and not cp.all_allowed:
+            t[~cp.allowed[a:b]] = np.inf
+        bb = best[a:b]
+        bb[...] = t[:, 0]
+        if arg is None:
+            for j in range(1, k):
+                np.minimum(bb, t[:, j], out=bb)
+            continue
+        ab = arg[a:b]
+        for j in range(1, k):
+            col = t[:, j]
+            upd = col < bb
+            np.copyto(bb, col, where=upd)
+            ab[upd] = j
+    return best, arg
 
 
 def lagrangian_eval(cp: Compiled, lam) -> tuple[float, np.ndarray, np.ndarray]:
@@ -54,18 +100,21 @@ def lagrangian_eval(cp: Compiled, lam) -> tuple[float, np.ndarray, np.ndarray]:
         ([1, 1], [1.0])
     """
     lam = np.maximum(np.asarray(lam, dtype=np.float64).reshape(-1), 0.0)
-    total = priced(cp, lam)
-    rows = np.arange(cp.n)
-    choice = np.argmin(total, axis=1)
+    low, choice = priced_min(cp, lam)
     usage = cp.usage(choice)
     # the feasible set admits usage up to limit + tol, so the bound subtracts that
-    value = float(total[rows, choice].sum()) - float(lam @ (cp.limits + cp.tol))
+    value = float(low.sum()) - float(lam @ (cp.limits + cp.tol))
     return value, choice, usage
 
 
 def lagrangian_value(cp: Compiled, lam: np.ndarray) -> float:
-    """``L(lam)``: a valid lower bound on the optimum for any ``lam >= 0``."""
-    return lagrangian_eval(cp, lam)[0]
+    """``L(lam)``: a valid lower bound on the optimum for any ``lam >= 0``.
+
+    The value of :func:`lagrangian_eval` without its minimiser (one pass fewer).
+    """
+    lam = np.maximum(np.asarray(lam, dtype=np.float64).reshape(-1), 0.0)
+    low, _ = priced_min(cp, lam, want_choice=False)
+    return float(low.sum()) - float(lam @ (cp.limits + cp.tol))
 
 
 def one_hot_matrices(cp: Compiled):

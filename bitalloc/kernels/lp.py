@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..compiled import Compiled
-from .hull import Hulls, lower_hulls, row_count
+from ..costs import chosen, count_above, sum_above
+from .hull import Hulls, lower_hulls
 from .lagrange import lagrangian_value
 
 __all__ = ["SingleLP", "single_lp", "weighted_select", "lp_solution", "SORT_MAX"]
@@ -49,8 +50,10 @@ def _sorted_prefix(cand, eff, w, budget):
     return order[:p], (int(order[p]) if p < len(order) else -1), used
 
 
-def weighted_select(eff: np.ndarray, w: np.ndarray, budget: float):
+def weighted_select(eff: np.ndarray, w, budget: float):
     """Weighted selection of hull segments, best ``eff`` first, within ``budget``.
+
+    ``w`` is the flat segment costs: an array or ``SegmentCost.reshape(-1)``.
 
     Returns:
         ``(above, extra, split, used)``: every segment with ``eff > above`` is taken,
@@ -71,11 +74,14 @@ def weighted_select(eff: np.ndarray, w: np.ndarray, budget: float):
         d = width * int(np.sqrt(_SAMPLE))
         t_hi = float(es[o[p - d]]) if p - d >= 0 else np.inf
         t_lo = float(es[o[p + d]]) if p + d < _SAMPLE else -0.5
-        above = eff > t_hi
-        w_above = float(np.sum(w, where=above)) if t_hi < np.inf else 0.0
+        w_above = sum_above(w, eff, t_hi) if t_hi < np.inf else 0.0
         if w_above > budget:
             continue
-        cand = np.flatnonzero((eff > max(t_lo, -0.5)) & ~above)
+        inside = eff > max(t_lo, -0.5)
+        if t_hi < np.inf:
+            inside &= eff <= t_hi
+        cand = np.flatnonzero(inside)
+        del inside
         if t_lo >= 0 and w_above + float(w[cand].sum()) <= budget:
             continue
         extra, split, used = _sorted_prefix(cand, eff, w, budget - w_above)
@@ -95,15 +101,15 @@ def single_lp(cp: Compiled, c: int = 0, errors: np.ndarray | None = None) -> Sin
     """
     err = cp.errors if errors is None else errors
     cost = cp.costs[c]
-    h = lower_hulls(err, cost)
+    h = lower_hulls(err, cost, finite=errors is None and cp.all_allowed)
     m = cp.n
     base = h.options(np.zeros(m, dtype=np.int64))
-    budget = float(cp.limits[c] + cp.tol[c] - cost[np.arange(m), base].sum())
+    budget = float(cp.limits[c] + cp.tol[c] - chosen(cost, base).sum())
     kk = h.eff.shape[1]
     if kk == 0:
         return SingleLP(h, np.zeros(m, dtype=np.int64), -1, 0.0, 0.0)
     above, extra, split, used = weighted_select(h.eff.reshape(-1), h.d_cost.reshape(-1), budget)
-    pos = row_count(h.eff > above) if above < np.inf else np.zeros(m, dtype=np.int64)
+    pos = count_above(h.eff, above) if above < np.inf else np.zeros(m, dtype=np.int64)
     pos += np.bincount(extra // kk, minlength=m)
     if split < 0:
         return SingleLP(h, pos, -1, 0.0, 0.0)

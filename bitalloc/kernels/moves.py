@@ -34,6 +34,7 @@ import heapq
 import numpy as np
 
 from ..compiled import Compiled
+from ..costs import VEC_CHUNK, along, row_entries
 from ..numeric import rel_gap
 from .feasibility import normalised_cost
 from .fill import fill, repair
@@ -61,43 +62,105 @@ def _segment_costs(cp: Compiled, h: Hulls) -> list[np.ndarray]:
     return out
 
 
+def _next_segments(h: Hulls, pos: np.ndarray, d: list, rows: np.ndarray | None, a: int, b: int):
+    """Rows ``a:b`` (of all rows, or of ``rows``): ``(rows, has_next, eff, cost (n, C))`` of
+    each one's next hull segment (slices when ``rows`` is None, no gathers)."""
+    kk = h.eff.shape[1]
+    if rows is None:
+        r = np.arange(a, b)
+        p = pos[a:b]
+        j = np.minimum(p, kk - 1)
+        eff = row_entries(h.eff, a, b, j)
+        cost = [along(dc, a, b, j, eff) for dc in d]
+        return r, p < h.count[a:b] - 1, eff, cost
+    r = rows[a:b]
+    p = pos[r]
+    j = np.minimum(p, kk - 1)
+    return r, p < h.count[r] - 1, h.eff[r, j], [dc[r, j] for dc in d]
+
+
+def _best_fitting(h: Hulls, pos: np.ndarray, slack: list, d: list, rows: np.ndarray | None,
+                  below: float, moved: np.ndarray | None):
+    """One pass over the rows, in blocks: the best ``_BLOCK`` (and ties) fitting next
+    segments with efficiency below ``below`` of rows not ``moved``, in greedy order.
+
+    Returns ``(rows, eff, cost (n, C), rest)``: ``rest`` is, per budget, the least cost
+    among the fitting segments left out (``inf`` if none): when one of them exceeds
+    the slack, no segment left out can fit later (the slack only shrinks).
+    """
+    n = len(pos) if rows is None else len(rows)
+    sl = np.array(slack)
+    rest = np.full(len(d), np.inf)
+    keep_r, keep_e, keep_c = [], [], []
+    held, th = 0, -np.inf
+    for a in range(0, n, VEC_CHUNK):
+        r, ok, eff, cost = _next_segments(h, pos, d, rows, a, min(a + VEC_CHUNK, n))
+        for dc, sc in zip(cost, sl):
+            ok &= dc <= sc
+        if below < np.inf:
+            ok &= eff < below
+        if moved is not None:
+            ok &= ~moved[r]
+        cost = np.stack(cost, axis=1)
+        low = ok & (eff < th)
+        if low.any():
+            np.minimum(rest, cost[low].min(axis=0), out=rest)
+        ok &= eff >= th
+        if ok.any():
+            keep_r.append(r[ok]), keep_e.append(eff[ok]), keep_c.append(cost[ok])
+            held += int(np.count_nonzero(ok))
+        if held > 4 * _BLOCK or (a + VEC_CHUNK >= n and held > _BLOCK):
+            r, eff, cost = (np.concatenate(x) for x in (keep_r, keep_e, keep_c))
+            th = float(np.partition(eff, len(eff) - _BLOCK)[len(eff) - _BLOCK])
+            top = eff >= th
+            if not top.all():
+                np.minimum(rest, cost[~top].min(axis=0), out=rest)
+            keep_r, keep_e, keep_c = [r[top]], [eff[top]], [cost[top]]
+            held = len(keep_r[0])
+    if not keep_r:
+        return np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros((0, len(d))), rest
+    r, eff, cost = (np.concatenate(x) for x in (keep_r, keep_e, keep_c))
+    order = np.argsort(-eff, kind="stable")  # rows ascending within ties: the greedy order
+    return r[order], eff[order], cost[order], rest
+
+
 def segment_fill(h: Hulls, pos: np.ndarray, slack: np.ndarray, d: list[np.ndarray],
-                 rows: np.ndarray) -> np.ndarray:
-    """Advance ``rows`` one hull point at a time, best next segment first, while it fits.
+                 rows: np.ndarray | None) -> np.ndarray:
+    """Advance ``rows`` (all when None) one hull point at a time, best next segment
+    first, while it fits.
 
     The exact greedy order: candidates whose next segment fits now are taken in order
     of efficiency, and a group that moves offers its following segment at once (a
     heap merged with the sorted candidates). ``d[c]`` is the cost each segment adds
-    to budget ``c``. Moves ``pos`` in place; returns the slack left.
+    to budget ``c``. Moves ``pos`` in place; returns the slack left. The candidates
+    come in blocks, each one pass over the rows keeping only the best fitting
+    segments below the previous block (no list of every fitting segment, no sort):
+    usually the first block spends the slack, and a rank-one ``d`` is never a table.
     """
     kk = h.eff.shape[1]
     slack = np.array(slack, dtype=np.float64)
-    if kk == 0 or len(rows) == 0:
+    if kk == 0 or (rows is not None and len(rows) == 0):
         return slack
-    j = np.minimum(pos[rows], kk - 1)
-    ok = pos[rows] < h.count[rows] - 1
-    for dc, sc in zip(d, slack):
-        ok &= dc[rows, j] <= sc
-    rows = rows[ok]
-    if len(rows) == 0:
-        return slack
-    eff0 = h.eff[rows, pos[rows]]
-    order = np.argsort(-eff0, kind="stable")
-    rows, eff0 = rows[order], eff0[order]
-    cand_d = np.stack([dc[rows, pos[rows]] for dc in d], axis=1)
     sl = slack.tolist()
     heap: list = []
-    while len(rows) or heap:
-        # drop the candidates that no longer fit (the slack only shrinks), then a block
-        keep = (cand_d <= np.array(sl)).all(axis=1)
-        rows, eff0, cand_d = rows[keep], eff0[keep], cand_d[keep]
-        b_rows, b_eff = rows[:_BLOCK].tolist(), eff0[:_BLOCK].tolist()
-        b_d = cand_d[:_BLOCK].tolist()
-        rows, eff0, cand_d = rows[_BLOCK:], eff0[_BLOCK:], cand_d[_BLOCK:]
-        last = not len(rows)
-        i, n = 0, len(b_rows)
-        while i < n or (heap and last):
-            if heap and (i >= n or -heap[0][0] > b_eff[i]):
+    below, moved, moved_rows = np.inf, None, []
+    while True:
+        if moved_rows:
+            moved = np.zeros(len(pos), dtype=bool)
+            moved[moved_rows] = True
+        cand, c_eff, c_d, rest = _best_fitting(h, pos, sl, d, rows, below, moved)
+        b_rows, b_eff, b_d = cand.tolist(), c_eff.tolist(), c_d.tolist()
+        if b_rows:
+            below = b_eff[-1]  # a later pass looks strictly below this block
+        i, n, more = 0, len(b_rows), False
+        while True:
+            if i >= n:
+                # block spent: another pass can help only if a left-out segment may fit
+                more = n > 0 and not bool((rest > np.array(sl)).any())
+                if more or not heap:
+                    break
+                _, m, dm = heapq.heappop(heap)
+            elif heap and -heap[0][0] > b_eff[i]:
                 _, m, dm = heapq.heappop(heap)
             else:
                 m, dm = b_rows[i], b_d[i]
@@ -105,13 +168,13 @@ def segment_fill(h: Hulls, pos: np.ndarray, slack: np.ndarray, d: list[np.ndarra
             if all(x <= s for x, s in zip(dm, sl)):
                 sl = [s - x for x, s in zip(dm, sl)]
                 pos[m] += 1
+                moved_rows.append(m)
                 q = pos[m]
                 if q < h.count[m] - 1:
                     heapq.heappush(heap, (-float(h.eff[m, q]), m,
                                           [float(dc[m, q]) for dc in d]))
-        if last and not heap:
-            break
-    return np.array(sl)
+        if not more:
+            return np.array(sl)
 
 
 def hull_greedy(cp: Compiled, lp: SingleLP | None = None) -> np.ndarray | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..compiled import Compiled
+from ..costs import dense
 from ..errors import require
 from ..kernels.bounds import dual_bound
 from ..kernels.feasibility import find_feasible
@@ -49,7 +50,7 @@ def _relaxation(cvx, cp: Compiled) -> tuple[np.ndarray, np.ndarray]:
     if not cp.allowed.all():
         cons.append(cvx.multiply(x, (~cp.allowed).astype(float)) == 0)
     # budgets are normalised in the compiled form (scale 1): duals are well conditioned
-    budgets = [cvx.sum(cvx.multiply(x, c)) <= lim + tol
+    budgets = [cvx.sum(cvx.multiply(x, dense(c))) <= lim + tol  # tables: cvxpy needs arrays
                for c, lim, tol in zip(cp.costs, cp.limits, cp.tol)]
     prob = cvx.Problem(cvx.Minimize(cvx.sum(cvx.multiply(x, err))), cons + budgets)
     try:

@@ -38,7 +38,8 @@ from ..kernels.feasibility import cheapest_choice, find_feasible
 from ..kernels.fill import exchange, fill, repair
 from ..kernels.lagrange import lagrangian_value
 from ..kernels.lp import single_lp
-from ..kernels.moves import segment_fill, split_alternatives
+from ..kernels.moves import SPLIT_MIN_GAP, segment_fill, split_alternatives
+from ..numeric import rel_gap
 from .base import SolverOutput, register
 
 __all__ = ["LagrangianResult", "lagrangian", "solve_lagrangian"]
@@ -69,17 +70,20 @@ def _single_choice(cp: Compiled) -> tuple[np.ndarray, float]:
     """LP-rounded choice filled greedily, and ``lam*`` (the hulls die on return)."""
     lp = single_lp(cp, 0)
     h = lp.hulls
-    pos = lp.pos.copy()
-    choice = h.options(pos)
-    slack = cp.limits + cp.tol - cp.usage(choice)
+    pos = lp.pos  # ours to advance: the LP dies on return
+    slack = cp.limits + cp.tol - cp.usage(h.options(pos))
+    choice = None
     if (slack >= 0).all():
-        regular = np.ones(cp.n, dtype=bool)
-        regular[h.irregular] = False
-        segment_fill(h, pos, slack, [h.d_cost], np.flatnonzero(regular))
+        regular = None
+        if len(h.irregular):
+            regular = np.ones(cp.n, dtype=bool)
+            regular[h.irregular] = False
+            regular = np.flatnonzero(regular)
+        segment_fill(h, pos, slack, [h.d_cost], regular)
         choice = h.options(pos)
         if len(h.irregular):
             choice = fill(cp, choice, np.ones(1), rows=h.irregular)
-    return choice, lp.lam
+    return (h.options(pos) if choice is None else choice), lp.lam
 
 
 def _single(cp: Compiled) -> LagrangianResult:
@@ -91,8 +95,11 @@ def _single(cp: Compiled) -> LagrangianResult:
     if cp.n * cp.errors.shape[1] <= _EXCHANGE_MAX:
         choice = fill(cp, exchange(cp, choice, lam), np.ones(1))
     bound = lagrangian_value(cp, lam)
-    choice = split_alternatives(cp, choice, bound)
-    return LagrangianResult(choice, cp.objective(choice), bound, lam, True)
+    obj = cp.objective(choice)
+    if rel_gap(obj, bound) > SPLIT_MIN_GAP:  # else no alternative could gain (one pass saved)
+        choice = split_alternatives(cp, choice, bound)
+        obj = cp.objective(choice)
+    return LagrangianResult(choice, obj, bound, lam, True)
 
 
 def _multi(cp: Compiled, time_limit: float | None) -> LagrangianResult:
