@@ -66,6 +66,8 @@ def small_problems(draw):
     allowed = {i: sorted(rng.choice(bits, rng.integers(1, k + 1), replace=False).tolist())
                for i in range(n) if rng.random() < 0.2}
     ties = [[0, n - 1]] if n > 2 and rng.random() < 0.3 else None
+    if ties and not set(allowed.get(0, bits)) & set(allowed.get(n - 1, bits)):
+        allowed[n - 1] = allowed.get(0, bits)  # tied groups need a common allowed bitwidth
     frac = draw(st.sampled_from([0.2, 0.5, 0.8]))
     cons = [ba.AverageBits(bits[0] + frac * (bits[-1] - bits[0]))]
     if draw(st.booleans()):
