@@ -9,6 +9,7 @@ from round to round; the first round is warm-up and not counted.
 from __future__ import annotations
 
 import copy
+import os
 import statistics
 import time
 
@@ -89,6 +90,7 @@ class Variant:
 def run_step(rounds: int = 15, per_round: int = 4) -> dict:
     """Interleaved rounds of every variant on every model (module docstring)."""
     out = {"rounds": rounds, "per_round": per_round, "models": {}}
+    load0 = _load()
     names = ("float",) + BACKENDS
     for name, desc, base, x, y in _models():
         var = {"float": Variant(base, x, y, None)}
@@ -102,14 +104,23 @@ def run_step(rounds: int = 15, per_round: int = 4) -> dict:
                     times[k].append(statistics.median(t))
         out["models"][name] = {"desc": desc, "times": times,
                                "layers": len(bt.quantized_layers(var["fused"].model))}
+    out["load"] = (load0, _load())
     return out
+
+
+def _load() -> str:
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except OSError:  # pragma: no cover - platforms without getloadavg
+        return "?"
 
 
 def step_report(res: dict) -> str:
     """Markdown table of the step part."""
     lines = [STEP_TITLE, "",
              f"CPU, torch {torch.__version__}, {torch.get_num_threads()} thread(s), measured "
-             f"**under load** (a 2-core machine shared with five other engineers' jobs). "
+             f"with load average {res.get('load', ('?', '?'))[0]} at the start and "
+             f"{res.get('load', ('?', '?'))[1]} at the end (1 min, 2 cores). "
              f"Each model: float and one QAT copy per fake-quant backend (8-bit per-channel "
              f"weights, 8-bit asymmetric per-tensor activations on every Conv/Linear input), "
              f"{res['rounds']} interleaved rounds of {res['per_round']} steps each (rotating "
