@@ -74,10 +74,16 @@ def solve_auto(cp: Compiled, time_limit: float | None = None) -> SolverOutput:
     gap = rel_gap(lag.objective, lag.bound)
     if gap <= GAP_OPTIMAL or not have_module("ortools"):
         return SolverOutput(lag.choice, lag.bound, False, "lagrangian")
-    from .exact import close_core, reduced_options
+    from .exact import close_core, prove_multi, reduced_options
 
+    bound = lag.bound
+    if len(cp.costs) >= 2:
+        left = max(limit - (time.perf_counter() - t0), 0.01)
+        lag, bound = prove_multi(cp, lag, left, predict=True)
+        if rel_gap(lag.objective, bound) <= GAP_OPTIMAL:
+            return SolverOutput(lag.choice, bound, False, "exact")
     core = reduced_options(cp, lag)
     if core.options > AUTO_CORE_MAX_OPTIONS:
-        return SolverOutput(lag.choice, lag.bound, False, "lagrangian")
+        return SolverOutput(lag.choice, bound, False, "lagrangian")
     left = max(limit - (time.perf_counter() - t0), 0.01)
-    return close_core(cp, lag, core, left, stop_when_stalled=True)
+    return close_core(cp, lag, core, left, stop_when_stalled=True, bound=bound)

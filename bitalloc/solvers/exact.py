@@ -35,15 +35,19 @@ from ..compiled import Compiled
 from ..errors import require
 from ..kernels.cpsat import cpsat
 from ..kernels.lagrange import priced
+from ..kernels.rcsearch import prove
 from ..numeric import GAP_OPTIMAL, rel_gap
 from .base import SolverOutput, register
 from .lagrangian import LagrangianResult, lagrangian
 
-__all__ = ["solve_exact", "reduced_options", "close_core", "Core", "STALL_CLOSE", "STALL_SHRINK",
-           "STALL_SLICES"]
+__all__ = ["solve_exact", "reduced_options", "close_core", "prove_multi", "Core", "STALL_CLOSE",
+           "STALL_SHRINK", "STALL_SLICES", "PROOF_RTOL"]
 
 #: Relative slack (of the incumbent) kept when fixing, absorbing rounding in ``L``.
 FIX_RTOL = 1e-9
+#: The reduced-cost search stops when its bound is this close (relative) to the answer:
+#: half of :data:`bitalloc.numeric.GAP_OPTIMAL`, so such an answer is reported optimal.
+PROOF_RTOL = 0.5 * GAP_OPTIMAL
 _FIRST_SLICE = 1.0      # seconds of the first CP-SAT run on the core, at least
 _SLICE_PER_OPTION = 2e-3  # ... and this many seconds per core option
 #: ``close_core(stop_when_stalled=True)`` stops after ``STALL_SLICES`` slices in a row
@@ -86,7 +90,8 @@ def reduced_options(cp: Compiled, lag: LagrangianResult) -> Core:
 
 
 def close_core(cp: Compiled, lag: LagrangianResult, core: Core,
-               time_limit: float | None, stop_when_stalled: bool = False) -> SolverOutput:
+               time_limit: float | None, stop_when_stalled: bool = False,
+               bound: float | None = None) -> SolverOutput:
     """Solve the core with CP-SAT; the better of its answer and the incumbent.
 
     CP-SAT runs in time slices (one worker, its LP at full strength: the fastest
@@ -104,10 +109,11 @@ def close_core(cp: Compiled, lag: LagrangianResult, core: Core,
     ``STALL_SHRINK`` of its groups (CP-SAT's proofs of these cores come in one jump,
     so one such slice is not enough evidence), and returns
     the best answer with the best bound (a slice that returned no answer at all
-    measured nothing and never counts as stalled).
+    measured nothing and never counts as stalled). ``bound``: a lower bound already
+    proven (e.g. by :func:`prove_multi`), kept if better than ``lag.bound``.
     """
     t0 = time.perf_counter()
-    best, bound = lag, lag.bound
+    best, bound = lag, max(lag.bound, -np.inf if bound is None else bound)
     slice_s = max(_FIRST_SLICE, _SLICE_PER_OPTION * core.options)
     stalls = 0
     while True:
@@ -148,14 +154,35 @@ def close_core(cp: Compiled, lag: LagrangianResult, core: Core,
             slice_s *= 4.0
 
 
+def prove_multi(cp: Compiled, lag: LagrangianResult, time_limit: float | None,
+                predict: bool) -> tuple[LagrangianResult, float]:
+    """Several budgets: the reduced-cost search (:func:`bitalloc.kernels.rcsearch.prove`).
+
+    Returns the Lagrangian result with the best allocation found, and the bound the
+    search proved (``lag.bound`` at least). ``predict``: stop before a round that, by
+    the growth of the last rounds, would not finish within ``time_limit``.
+    """
+    proof = prove(cp, lag.lam, lag.choice, time_limit=time_limit, rtol=PROOF_RTOL,
+                  predict=predict)
+    if proof.objective < lag.objective:
+        lag = dataclasses.replace(lag, choice=proof.choice, objective=proof.objective)
+    return lag, max(lag.bound, proof.bound)
+
+
 @register("exact")
 def solve_exact(cp: Compiled, time_limit: float | None = None) -> SolverOutput:
-    """Lagrangian answer, reduced-cost fixing, CP-SAT on the core (module docstring)."""
+    """Lagrangian answer, then the core: searched (several budgets) and CP-SAT (docstring)."""
     require("ortools.sat.python.cp_model", "ilp", "method='exact'")
     t0 = time.perf_counter()
     lag = lagrangian(cp, time_limit)
     if rel_gap(lag.objective, lag.bound) <= GAP_OPTIMAL:
         return SolverOutput(lag.choice, lag.bound, False, "exact")
+    bound = lag.bound
+    if len(cp.costs) >= 2:
+        left = None if time_limit is None else max(time_limit - (time.perf_counter() - t0), 0.01)
+        lag, bound = prove_multi(cp, lag, left, predict=time_limit is not None)
+        if rel_gap(lag.objective, bound) <= GAP_OPTIMAL:
+            return SolverOutput(lag.choice, bound, False, "exact")
     core = reduced_options(cp, lag)
     left = None if time_limit is None else max(time_limit - (time.perf_counter() - t0), 0.01)
-    return close_core(cp, lag, core, left)
+    return close_core(cp, lag, core, left, bound=bound)
