@@ -42,7 +42,7 @@ from ..compiled import Compiled
 from ..numeric import pairwise_error_bound
 from .lagrange import priced
 
-__all__ = ["RcSearch", "rc_search", "Proof", "prove", "MAX_STATES"]
+__all__ = ["RcSearch", "rc_search", "Proof", "prove", "join_pairs", "MAX_STATES"]
 
 #: A search round stops (unfinished) when it holds more partial allocations than this.
 MAX_STATES = 2_000_000
@@ -83,8 +83,8 @@ class _Priced:
         self.bound = float(tmin.sum()) - float(self.lam @ rhs)
         self.slack = rhs - cp.usage(self.x0)
         # float rounding in L, the slacks and the reduced costs (sums of n terms)
-        self.margin = 4.0 * pairwise_error_bound(
-            cp.n, float(np.abs(tmin).sum()) + float(self.lam.sum()) * (1.0 + float(np.abs(rhs).sum())))
+        total = float(np.abs(tmin).sum()) + float(self.lam.sum()) * (1.0 + float(np.abs(rhs).sum()))
+        self.margin = 4.0 * pairwise_error_bound(cp.n, total)
 
 
 def _curves(rcs: np.ndarray, amount: np.ndarray):
@@ -120,6 +120,7 @@ def _grid_curves(mrc, mdc, mpos, levels, grid):
     nc = mdc.shape[1]
     use = np.zeros((levels + 1, nc, _GRID))
     pay = np.zeros((levels + 1, nc, _GRID))
+    level = np.arange(levels + 1)[:, None]
     for out, sign in ((use, 1.0), (pay, -1.0)):
         for c in range(nc):
             amount = sign * mdc[:, c]
@@ -129,14 +130,22 @@ def _grid_curves(mrc, mdc, mpos, levels, grid):
                 if len(sel) == 0:
                     continue
                 order = sel[np.argsort(mrc[sel] / amount[sel], kind="stable")]
-                r, a, pos = mrc[order], amount[order], mpos[order]
-                for j in range(levels + 1):
-                    m = pos >= j
-                    if not m.any():
-                        break
-                    beta = np.concatenate([[0.0], np.cumsum(r[m])])
-                    tot = np.concatenate([[0.0], np.cumsum(a[m])])
-                    out[j, c, g] = np.interp(top, beta, tot)
+                there = mpos[order][None, :] >= level  # (levels + 1, moves) in suffix j
+                r = np.cumsum(np.where(there, mrc[order], 0.0), axis=1)
+                a = np.cumsum(np.where(there, amount[order], 0.0), axis=1)
+                # the greedy takes moves while their running cost stays within top, and
+                # a fraction of the first one beyond it
+                k = (r <= top).sum(axis=1)  # whole moves taken (r is non-decreasing)
+                rows = np.arange(levels + 1)
+                full = np.where(k > 0, a[rows, np.maximum(k - 1, 0)], 0.0)
+                spent = np.where(k > 0, r[rows, np.maximum(k - 1, 0)], 0.0)
+                nxt = np.minimum(k, len(order) - 1)
+                step_r = r[rows, nxt] - spent
+                step_a = a[rows, nxt] - full
+                frac = np.where((k < len(order)) & (step_r > 0),
+                                np.minimum((top - spent) / np.where(step_r > 0, step_r, 1.0), 1.0),
+                                0.0)
+                out[:, c, g] = full + frac * step_a
     return use, pay
 
 
@@ -244,22 +253,25 @@ def _forward(p: _Priced, mv: _Moves, order: np.ndarray, stop: int, thr: float,
     return srs, sdc, picks, depth
 
 
-def _join(p: _Priced, a, b, thr: float):
-    """Pairs (one partial allocation from each half) below ``thr`` that meet every budget.
+def join_pairs(slack: np.ndarray, lam: np.ndarray, a, b, thr: float):
+    """Pairs (one item of ``a``, one of ``b``) below ``thr`` that fit in ``slack``.
 
-    Returns ``(ia, ib, value)`` sorted by value. The final slack of a pair is below
+    ``a`` and ``b`` are ``(value, cost change)`` arrays (``(n,)`` and ``(n, C)``, extra
+    entries ignored); a pair's value is ``value_a + value_b + lam . final slack`` and it
+    fits when ``slack - change_a - change_b >= 0``. Returns ``(ia, ib, value)`` sorted
+    by value. The final slack of a pair is below
     ``thr / lam_c`` in each priced budget, so ``b``'s cost change lies in a box of that
     width under ``slack - a``'s: both are bucketed on that grid and matched cell by cell.
     """
-    q = p.slack[None, :] - a[1]
+    q = slack[None, :] - a[1]
     dcb = b[1]
-    act = np.flatnonzero(p.lam > 0)
+    act = np.flatnonzero(lam > 0)
     # cells at least thr / lam_c wide (wider when the values spread over too many
     # cells for an int64 key: a wider cell only lets more pairs through to the check)
     vals = np.concatenate([q[:, act], dcb[:, act]])
     top = np.abs(vals).max(axis=0, initial=0.0)
     cells = 2.0 ** (60 // max(len(act), 1) - 3)
-    w = np.maximum(thr / p.lam[act] * (1.0 + 1e-6), top / cells)
+    w = np.maximum(thr / lam[act] * (1.0 + 1e-6), top / cells)
     w = np.where(w > 0, w, 1.0)
     kq = np.floor(q[:, act] / w).astype(np.int64)
     kb = np.floor(dcb[:, act] / w).astype(np.int64)
@@ -287,7 +299,7 @@ def _join(p: _Priced, a, b, thr: float):
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
     ia, ib = np.concatenate(found_a), np.concatenate(found_b)
     sf = q[ia] - dcb[ib]
-    val = a[0][ia] + b[0][ib] + sf @ p.lam
+    val = a[0][ia] + b[0][ib] + sf @ lam
     ok = (sf >= 0).all(axis=1) & (val < thr)
     ia, ib, val = ia[ok], ib[ok], val[ok]
     o = np.argsort(val, kind="stable")
@@ -326,7 +338,7 @@ def rc_search(cp: Compiled, lam: np.ndarray, budget: float, max_states: int = MA
     except _Abort:
         return RcSearch(False, None, np.inf, 0)
     peak = len(a[0]) + len(b[0])
-    ia, ib, val = _join(p, a, b, thr)
+    ia, ib, val = join_pairs(p.slack, p.lam, a, b, thr)
     for n, (i, j) in enumerate(zip(ia.tolist(), ib.tolist())):
         if n == 32:  # 32 pairs in a row overdraw a budget by a rounding hair
             return RcSearch(False, None, np.inf, peak)
