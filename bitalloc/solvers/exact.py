@@ -65,7 +65,7 @@ FIX_RTOL = 1e-9
 #: half of :data:`bitalloc.numeric.GAP_OPTIMAL`, so such an answer is reported optimal.
 PROOF_RTOL = 0.5 * GAP_OPTIMAL
 #: Share of the time left after the Lagrangian step that the search may take.
-PROOF_SHARE = 0.5
+PROOF_SHARE = 0.25
 _FIRST_SLICE = 1.0      # seconds of the first CP-SAT run on the core, at least
 _SLICE_PER_OPTION = 2e-3  # ... and this many seconds per core option
 #: ``close_core(stop_when_stalled=True)`` stops after ``STALL_SLICES`` slices in a row
