@@ -24,9 +24,9 @@ Status ``"optimal"`` when CP-SAT proved the core optimal, or the gap closed to
 Measured (``benchmarks/results/exact_multi.md``): the 20000-group three-budget test
 instances are proven in 0.7-2.5 s by the search (CP-SAT alone: 2.7-23 s); on the
 harder ``multi`` family (BOPs at 30 % of its range) the search raises the bound by
-``3e-9`` (10^5 groups) to ``8e-8`` (2x10^4), relative, but neither it nor CP-SAT
+``3e-9`` (10^5 groups) to ``1e-7`` (2x10^4), relative, but neither it nor CP-SAT
 proves those within 20 s: their optimum lies further above ``L`` than the search
-can afford to enumerate.
+can afford to enumerate, and no answer close enough to it is found.
 
 Example:
     >>> import numpy as np, bitalloc as ba
