@@ -231,11 +231,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--chunk", type=int, default=5, help="steps per alternating chunk")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="tiny smoke run, no results file")
-    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--out", type=Path, default=RESULTS,
+                    help="results file (a folder: qat_overhead.md inside it)")
     ap.add_argument("--part", choices=("all", "step", "p4"), default="all")
     ap.add_argument("--rounds", type=int, default=15, help="step part: interleaved rounds")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.out.is_dir():
+        args.out = args.out / RESULTS.name
     sections = _sections(args.out) if args.out.exists() else {}
     if args.part in ("all", "step"):
         res = run_step(rounds=3 if args.quick else args.rounds, per_round=2 if args.quick else 4)

@@ -70,7 +70,7 @@ class Variant:
         weights, qparams = bt.param_groups(self.model)
         self.opts = [torch.optim.SGD(weights, lr=0.01, momentum=0.9)]
         if qparams:
-            self.opts.append(torch.optim.Adam(qparams, lr=1e-5))
+            self.opts.append(torch.optim.Adam(qparams, lr=1e-5, foreach=True))
         self.model.train()
         self.x, self.y, self.times = x, y, []
 

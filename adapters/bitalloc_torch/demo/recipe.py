@@ -245,7 +245,7 @@ def run_qat(float_model: nn.Module, data: Data, arm: Arm, budget: Budget, *, ste
             raise RuntimeError("QBitOpt changed the starting bits")
     weights, qparams = bt.param_groups(q)
     opt_w = torch.optim.SGD(weights, lr=lr, momentum=0.9)
-    opt_q = torch.optim.Adam(qparams, lr=qlr)
+    opt_q = torch.optim.Adam(qparams, lr=qlr, foreach=True)  # one kernel per op, not per tensor
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt_w, T_max=steps)
     it = batches(data.x_train, data.y_train, batch, torch.Generator().manual_seed(seed))
     history, ranges = [[0, named_bits(groups)]], []
