@@ -339,6 +339,17 @@ def prove(cp: Compiled, lam: np.ndarray, incumbent: np.ndarray, time_limit: floa
         max_states: a round holding more partial allocations stops the search.
         predict: also stop when the next round, extrapolated from the growth of the
             last two rounds' times, would not finish within ``time_limit``.
+
+    Example:
+        >>> import bitalloc as ba
+        >>> from bitalloc.kernels import find_feasible, maximize_dual
+        >>> p = ba.Problem.from_sensitivities([9.0, 1.0, 0.1], [10, 20, 30], bits=(2, 4, 8),
+        ...                                   macs=[5, 1, 1],
+        ...                                   constraints=[ba.AverageBits(4.0), ba.BOPsBudget(400)])
+        >>> cp = p.compiled()
+        >>> out = prove(cp, maximize_dual(cp).lam, find_feasible(cp), rtol=0.0)
+        >>> cp.expand(out.choice).tolist(), bool(out.bound <= out.objective)
+        ([8, 4, 2], True)
     """
     t0 = time.perf_counter()
     deadline = None if time_limit is None else t0 + time_limit
