@@ -48,6 +48,7 @@ __all__ = ["RcSearch", "rc_search", "Proof", "prove", "MAX_STATES"]
 #: A search round stops (unfinished) when it holds more partial allocations than this.
 MAX_STATES = 2_000_000
 _RECHECK = 8  # every this many groups, old partial allocations are bounded again
+_CHUNK = 1 << 16  # partial allocations bounded at once on the grid
 _GRID = 16  # cells of the reduced-cost budget in the all-budgets bound
 
 
@@ -206,8 +207,9 @@ def _forward(p: _Priced, mv: _Moves, order: np.ndarray, stop: int, thr: float,
             lb = np.maximum(lb, srs + low)
         # every budget at once, one rc budget beta for the rest: in the cell
         # [grid[g], grid[g+1]], sum_c lam_c * max(0, s_c - use_c) with use_c at grid[g+1]
-        idx = np.flatnonzero(lb < thr)
-        if len(idx):
+        alive = np.flatnonzero(lb < thr)
+        for start in range(0, len(alive), _CHUNK):  # (states, cells) blocks of bounded size
+            idx = alive[start:start + _CHUNK]
             s = p.slack[None, :] - sdc[idx]
             val = np.broadcast_to(grid[:-1], (len(idx), _GRID)).copy()
             for c in range(nc):
@@ -286,7 +288,7 @@ def rc_search(cp: Compiled, lam: np.ndarray, budget: float, max_states: int = MA
     except _Abort:
         return RcSearch(False, None, np.inf, 0)
     peak = len(a[0]) + len(b[0])
-    joined = join_pairs(p.slack, p.lam, a, b, thr, limit=8 * max_states)
+    joined = join_pairs(p.slack, p.lam, a, b, thr, limit=4 * max_states)
     if joined is None:
         return RcSearch(False, None, np.inf, peak)
     ia, ib, val = joined
@@ -338,7 +340,8 @@ def prove(cp: Compiled, lam: np.ndarray, incumbent: np.ndarray, time_limit: floa
         start, grow: the first budget (a share of the gap) and its growth per round.
         max_states: a round holding more partial allocations stops the search.
         predict: also stop when the next round, extrapolated from the growth of the
-            last two rounds' times, would not finish within ``time_limit``.
+            last two rounds' times (their ratio squared), would not finish within
+            ``time_limit``.
 
     Example:
         >>> import bitalloc as ba
@@ -367,7 +370,9 @@ def prove(cp: Compiled, lam: np.ndarray, incumbent: np.ndarray, time_limit: floa
         now = time.perf_counter()
         if deadline is not None:
             left = deadline - now
-            guess = times[-1] * max(times[-1] / max(times[-2], 1e-3), 1.0) \
+            # rounds grow faster than geometrically (the count of allocations below
+            # L + B is about exp(c sqrt(B))): extrapolate with the last ratio squared
+            guess = times[-1] * max(times[-1] / max(times[-2], 1e-3), 1.0) ** 2 \
                 if len(times) >= 2 else 0.0
             if left <= 0 or (predict and guess > left):
                 break
