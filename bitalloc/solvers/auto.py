@@ -7,8 +7,8 @@ Rule, decided by size *and* by measurement on the instance itself:
 2. If ``ortools`` is not installed, return the Lagrangian answer.
 3. Several budgets: the reduced-cost search (:func:`.exact.prove_multi`) deepens its
    budget round by round, each round a measurement: it stops when the next round,
-   extrapolated from the last two (their time ratio, squared), would not finish within a quarter of the
-   time left. It ends with the optimum when its rounds stay small (then
+   extrapolated from the last two (their time ratio, squared), would not finish within
+   a quarter of the time left. It ends with the optimum when its rounds stay small (then
    ``Result.method`` is ``"exact"``); otherwise it leaves a better bound.
 4. Reduced-cost fixing (:func:`.exact.reduced_options`) measures how much of the
    problem is still open. A core of more than ``AUTO_CORE_MAX_OPTIONS``
