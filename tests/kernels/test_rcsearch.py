@@ -18,6 +18,7 @@ from strategies import layer_problem, small_problems
 
 import bitalloc as ba
 from bitalloc.kernels.rcsearch import prove, rc_search
+from bitalloc.solve import certified_choice
 from bitalloc.solvers.lagrangian import lagrangian
 
 
@@ -45,13 +46,15 @@ def test_prove_matches_brute_force(p):
     cp = p.compiled()
     lag = lagrangian(cp)
     out = prove(cp, lag.lam, lag.choice, rtol=0.0)
-    bits = cp.expand(out.choice)
-    assert_feasible(p, bits)
-    obj = out.objective * cp.e_scale
-    assert obj >= opt * (1 - 1e-12) - 1e-300
-    assert out.bound * cp.e_scale <= opt * (1 + 1e-12) + 1e-300
-    if out.bound >= out.objective - 1e-9 * abs(out.objective):  # it closed: the optimum
-        assert close(obj, opt), (obj, opt)
+    assert cp.fits(out.choice)  # within the compiled tolerance, like every kernel
+    assert out.bound * cp.e_scale <= opt * (1 + 1e-12) + 1e-300  # never above the optimum
+    choice, unchanged = certified_choice(p, cp, out.choice)  # what the driver returns
+    assert_feasible(p, cp.expand(choice))
+    if unchanged:  # exactly feasible: never below the optimum, and equal to it if closed
+        obj = out.objective * cp.e_scale
+        assert obj >= opt * (1 - 1e-12) - 1e-300
+        if out.bound >= out.objective - 1e-9 * abs(out.objective):
+            assert close(obj, opt), (obj, opt)
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -62,7 +65,8 @@ def test_prove_matches_highs_milp(seed):
     lag = lagrangian(cp)
     out = prove(cp, lag.lam, lag.choice, rtol=0.0)
     opt = _milp_optimum(p)
-    assert_feasible(p, cp.expand(out.choice))
+    assert cp.fits(out.choice)
+    assert_feasible(p, cp.expand(certified_choice(p, cp, out.choice)[0]))
     assert out.bound * cp.e_scale <= opt * (1 + 1e-12)
     assert out.objective * cp.e_scale == pytest.approx(opt, rel=1e-9)  # these close
 
@@ -82,7 +86,8 @@ def test_bound_is_valid_in_unusual_units(e_unit, c_unit):
     out = prove(cp, lag.lam, lag.choice, rtol=0.0)
     opt = ba.solve(p, method="ilp_onehot")
     assert opt.status == "optimal"
-    assert_feasible(p, cp.expand(out.choice))
+    assert cp.fits(out.choice)
+    assert_feasible(p, cp.expand(certified_choice(p, cp, out.choice)[0]))
     assert out.bound * cp.e_scale <= opt.objective * (1 + 1e-9)
     assert out.objective * cp.e_scale >= opt.objective * (1 - 1e-9)
 
