@@ -13,6 +13,10 @@ uniform in ``[1e3, 2e5]``, MACs ``size * uniform{10..2999}``, errors
 * ``mem``: memory of the first half of the groups at 3.8 bits a weight (a scoped
   budget, so it is not a multiple of ``avg``).
 
+``--family layers``: the test family of ``tests/strategies.layer_problem`` (same
+traces, sizes and MACs drawn in another order; BOPs at a MAC-weighted 4 bits, memory at
+4.2 bits over every group, which does not bind beside average 4 bits), bits 2..8.
+
 For ``exact`` and ``auto`` (default time limits): median seconds over the seeds,
 statuses, worst gap, and the core left by reduced-cost fixing against the
 Lagrangian answer (groups / options), measured outside the timed solve.
@@ -53,18 +57,34 @@ def instance(n: int, seed: int, kinds=("avg", "bops")) -> ba.Problem:
                                          constraints=[budgets[k] for k in kinds])
 
 
-def run(sizes, seeds, kinds_list, methods, time_limit):
+def layers_instance(n: int, seed: int, kinds=("avg", "bops")) -> ba.Problem:
+    """One instance of the test family (``tests/strategies.layer_problem``, bits 2..8)."""
+    rng = np.random.default_rng(seed)
+    sizes = np.rint(rng.uniform(1e3, 2e5, n))
+    macs = sizes * rng.integers(10, 3000, n)
+    trace = rng.lognormal(0.0, 1.5, n)
+    cons = {"avg": ba.AverageBits(4.0), "bops": ba.BOPsBudget(float(4.0 * 8 * macs.sum())),
+            "mem": ba.MemoryBudget(float(4.2 * sizes.sum() / 8))}
+    return ba.Problem.from_sensitivities(trace * sizes, sizes, bits=BITS, noise="exp", macs=macs,
+                                         constraints=[cons[k] for k in kinds])
+
+
+FAMILIES = {"multi": instance, "layers": layers_instance}
+
+
+def run(sizes, seeds, kinds_list, methods, time_limit, family="multi"):
     rows = []
     for n in sizes:
         for kinds in kinds_list:
             for seed in seeds:
-                p = instance(n, seed, kinds)
+                p = FAMILIES[family](n, seed, kinds)
                 cp = p.compiled()
                 core = reduced_options(cp, lagrangian(cp))
                 for m in methods:
                     t = time.perf_counter()
                     r = ba.solve(p, method=m, time_limit=time_limit)
                     rows.append({"n": n, "kinds": "+".join(kinds), "seed": seed, "method": m,
+                                 "family": family,
                                  "seconds": time.perf_counter() - t, "status": r.status,
                                  "via": r.method, "gap": r.gap, "objective": r.objective,
                                  "binding": all(v >= 0.999 * mx for v, mx in r.usage.values()),
@@ -100,18 +120,21 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--time-limit", type=float, default=None)
+    ap.add_argument("--family", choices=sorted(FAMILIES), default="multi")
     ap.add_argument("--label", default="")
+    ap.add_argument("--append", action="store_true", help="append to --out instead of replacing")
     ap.add_argument("--out", type=Path, default=RESULTS / "exact_multi.md")
     a = ap.parse_args(argv)
     load0 = os.getloadavg()
     rows = run([int(s) for s in a.sizes.split(",")], [int(s) for s in a.seeds.split(",")],
-               [("avg", "bops"), ("avg", "bops", "mem")], a.methods.split(","), a.time_limit)
+               [("avg", "bops"), ("avg", "bops", "mem")], a.methods.split(","), a.time_limit,
+               a.family)
     load1 = os.getloadavg()
     meta = (f"{a.label}{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
             f"load average (1 min) {load0[0]:.1f} at start, {load1[0]:.1f} at end; "
-            f"time limit {a.time_limit or 'default'}; {len(rows)} solves.")
+            f"time limit {a.time_limit or 'default'}; family {a.family}; {len(rows)} solves.")
     text = markdown(rows, meta)
-    if a.out.exists() and a.label:
+    if a.out.exists() and a.append:
         text = a.out.read_text() + "\n" + text
     a.out.write_text(text)
     print(text)

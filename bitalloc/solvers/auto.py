@@ -5,29 +5,34 @@ Rule, decided by size *and* by measurement on the instance itself:
 1. Run the Lagrangian method (:mod:`.lagrangian`): a few passes over the tables,
    any size. If its gap is already ``<= 1e-9`` the answer is optimal: return it.
 2. If ``ortools`` is not installed, return the Lagrangian answer.
-3. Reduced-cost fixing (:func:`.exact.reduced_options`) measures how much of the
+3. Several budgets: the reduced-cost search (:func:`.exact.prove_multi`) deepens its
+   budget round by round, each round a measurement: it stops when the next round,
+   extrapolated from the last two (their time ratio, squared), would not finish within
+   a quarter of the time left. It ends with the optimum when its rounds stay small (then
+   ``Result.method`` is ``"exact"``); otherwise it leaves a better bound.
+4. Reduced-cost fixing (:func:`.exact.reduced_options`) measures how much of the
    problem is still open. A core of more than ``AUTO_CORE_MAX_OPTIONS``
    (group, bitwidth) options is not tried (building the CP-SAT model alone would
-   cost seconds): the Lagrangian answer is returned with its bound.
-4. Otherwise CP-SAT works on the core in slices (:func:`.exact.close_core` with
-   ``stop_when_stalled``) within the caller's time limit (default
+   cost seconds): the Lagrangian answer is returned with the best bound.
+5. Otherwise CP-SAT works on the core in slices (:func:`.exact.close_core` with
+   ``stop_when_stalled``) within the rest of the caller's time limit (default
    ``AUTO_TIME_LIMIT`` seconds, counted from the start). Each slice is a
    measurement: a better answer re-fixes and shrinks the core; after two slices in
    a row that neither proved the core, nor closed a fifth of the gap with their
    bound, nor shrank the core to 60 % of its groups, ``auto`` stops. The answer is
    always the better of CP-SAT's and the Lagrangian one, with the better bound; the
    status is ``"optimal"`` when CP-SAT proves the core (``Result.method`` is then
-   ``"exact"``).
+   ``"exact"``) or the gap is at most ``1e-9``.
 
-Measured (``benchmarks/results/exact_multi.md``, 2 shared cores under load 7-9):
-layer-scale cores (a few hundred groups) are proven within a second or two, and the
-20000-group, three-budget test instance (``tests/solvers/test_exact.py``) ends
-proven in about 3-13 s. The harder family of that benchmark (7 bits, BOPs at 30 %
-of its range, a scoped memory budget) is *not* proven within 20 s at 2x10^4 or
-10^5 groups by ``auto`` or ``exact``: CP-SAT's bound stalls at about a fifth of the
-remaining ``1e-7`` gap; ``auto`` then returns a better answer than the Lagrangian
-one (gap ``1e-8`` to ``9e-7``). Use ``method="exact"`` (no default limit) to insist
-on a proof.
+Measured (``benchmarks/results/exact_multi.md``, 2 shared cores): layer-scale cores
+are proven within a second or two, and the 20000-group, three-budget test instances
+(``tests/solvers/test_exact.py``) end proven in 0.7-2.5 s (by the search; CP-SAT
+alone took 2.7-23 s). The harder ``multi`` family of that benchmark (7 bits, BOPs at
+30 % of its range, a scoped memory budget) is *not* proven within 20 s at 2x10^4 or
+10^5 groups: its optimum lies ``>= 3e-9`` (10^5) to ``>= 7e-8`` (2x10^4) above the LP
+bound, where the search's rounds grow too large, and CP-SAT's bound stalls; ``auto``
+then returns the better answer with the better bound. Use ``method="exact"`` (no
+default limit) to insist on a proof.
 
 Example:
     >>> import bitalloc as ba
@@ -74,10 +79,16 @@ def solve_auto(cp: Compiled, time_limit: float | None = None) -> SolverOutput:
     gap = rel_gap(lag.objective, lag.bound)
     if gap <= GAP_OPTIMAL or not have_module("ortools"):
         return SolverOutput(lag.choice, lag.bound, False, "lagrangian")
-    from .exact import close_core, reduced_options
+    from .exact import close_core, prove_multi, reduced_options
 
+    bound = lag.bound
+    if len(cp.costs) >= 2:
+        left = max(limit - (time.perf_counter() - t0), 0.01)
+        lag, bound = prove_multi(cp, lag, left, predict=True)
+        if rel_gap(lag.objective, bound) <= GAP_OPTIMAL:
+            return SolverOutput(lag.choice, bound, False, "exact")
     core = reduced_options(cp, lag)
     if core.options > AUTO_CORE_MAX_OPTIONS:
-        return SolverOutput(lag.choice, lag.bound, False, "lagrangian")
+        return SolverOutput(lag.choice, bound, False, "lagrangian")
     left = max(limit - (time.perf_counter() - t0), 0.01)
-    return close_core(cp, lag, core, left, stop_when_stalled=True)
+    return close_core(cp, lag, core, left, stop_when_stalled=True, bound=bound)

@@ -81,9 +81,20 @@ def test_auto_small_is_exact_and_large_is_fast():
 
 
 def test_auto_returns_lagrangian_when_the_core_is_too_big(monkeypatch):
+    # one budget: no reduced-cost search, and the core is not handed to CP-SAT
     monkeypatch.setattr(auto_mod, "AUTO_CORE_MAX_OPTIONS", 0)
-    r = ba.solve(layer_problem(500, 9, ("avg", "bops")))
+    r = ba.solve(layer_problem(500, 9, ("avg",)))
     assert r.method == "lagrangian" and r.status == "feasible" and 0 < r.gap < 1e-2
+
+
+def test_auto_searches_before_cpsat_with_several_budgets(monkeypatch):
+    # several budgets: the reduced-cost search proves this one, CP-SAT is never built
+    monkeypatch.setattr(auto_mod, "AUTO_CORE_MAX_OPTIONS", 0)
+    monkeypatch.setattr(exact_mod, "close_core", None)
+    p = layer_problem(500, 9, ("avg", "bops"))
+    r = ba.solve(p)
+    assert r.method == "exact" and r.status == "optimal" and r.gap <= 1e-9
+    assert r.objective == pytest.approx(ba.solve(p, method="ilp_onehot").objective, rel=1e-9)
 
 
 def test_auto_stops_a_stalled_core_with_the_better_answer(monkeypatch):
