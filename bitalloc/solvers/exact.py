@@ -6,7 +6,7 @@
    ``(m, k)`` costs at least ``L + T[m, k] - min_j T[m, j]`` (weak duality). Options
    for which that exceeds ``U`` cannot be in any allocation better than the
    incumbent, so they are dropped; groups left with one option are fixed.
-3. Several budgets: the reduced-cost search (:func:`bitalloc.kernels.rcsearch.prove`)
+3. Any number of budgets: the reduced-cost search (:func:`bitalloc.kernels.rcsearch.prove`)
    visits every allocation whose reduced costs sum to less than a budget ``B``
    (``E = L + sum rc + lam . slack``, so nothing else can be below ``L + B``), with
    ``B`` deepened round by round; it ends with the optimum (or ``L + B`` within
@@ -174,7 +174,7 @@ def close_core(cp: Compiled, lag: LagrangianResult, core: Core,
 
 def prove_multi(cp: Compiled, lag: LagrangianResult, time_limit: float | None,
                 predict: bool) -> tuple[LagrangianResult, float]:
-    """Several budgets: the reduced-cost search (:func:`bitalloc.kernels.rcsearch.prove`).
+    """The reduced-cost search (:func:`bitalloc.kernels.rcsearch.prove`), any number of budgets.
 
     Returns the Lagrangian result with the best allocation found, and the bound the
     search proved (``lag.bound`` at least). It takes at most ``PROOF_SHARE`` of
@@ -190,14 +190,14 @@ def prove_multi(cp: Compiled, lag: LagrangianResult, time_limit: float | None,
 
 @register("exact")
 def solve_exact(cp: Compiled, time_limit: float | None = None) -> SolverOutput:
-    """Lagrangian answer, then the core: searched (several budgets) and CP-SAT (docstring)."""
+    """Lagrangian answer, then the core: searched, then CP-SAT on what is left (docstring)."""
     require("ortools.sat.python.cp_model", "ilp", "method='exact'")
     t0 = time.perf_counter()
     lag = lagrangian(cp, time_limit)
     if rel_gap(lag.objective, lag.bound) <= GAP_OPTIMAL:
         return SolverOutput(lag.choice, lag.bound, False, "exact")
     bound = lag.bound
-    if len(cp.costs) >= 2:
+    if cp.costs:  # any number of budgets: the search first, CP-SAT on what it leaves
         left = None if time_limit is None else max(time_limit - (time.perf_counter() - t0), 0.01)
         lag, bound = prove_multi(cp, lag, left, predict=time_limit is not None)
         if rel_gap(lag.objective, bound) <= GAP_OPTIMAL:
