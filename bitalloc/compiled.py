@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -80,6 +81,9 @@ class Compiled:
         scales: ``(C,)`` the power of two each constraint was divided by.
         e_scale: the power of two the errors were divided by.
         all_allowed: every option of every group is allowed (computed when not given).
+        stated_limits: ``(C,)`` the limits as given, normalised; ``limits`` is the same
+            snapped down to the largest usage that fits where usages are integral in
+            some unit (:func:`snapped_limit`); None: equal to ``limits``.
     """
 
     bits: np.ndarray
@@ -94,6 +98,7 @@ class Compiled:
     scales: np.ndarray | None = None
     e_scale: float = 1.0
     all_allowed: bool | None = None
+    stated_limits: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.all_allowed is None:
@@ -141,13 +146,23 @@ class Compiled:
         t = self.tol if tol is None else np.array(tol, dtype=np.float64)
         lim.setflags(write=False)
         t.setflags(write=False)
-        return dataclasses.replace(self, limits=lim, tol=t)
+        return dataclasses.replace(self, limits=lim, tol=t, stated_limits=None)
+
+    def limit_for(self, c: int, value: float) -> float:
+        """Constraint ``c``'s normalised (and snapped) limit for a stated ``value``."""
+        s = float(self.scales[c]) if self.scales is not None else 1.0
+        k = self.int_scales[c] if c < len(self.int_scales) else None
+        return snapped_limit(value, s, None if k is None else k / s)
+
+    def stated(self) -> np.ndarray:
+        """The limits as stated (normalised, before snapping)."""
+        return self.limits if self.stated_limits is None else self.stated_limits
 
     def infeasible(self, c: int, low: float | None = None) -> InfeasibleError:
         """The error for constraint ``c`` whose reachable minimum is above its limit."""
         name = self.constraint_names[c]
         s = float(self.scales[c]) if self.scales is not None else 1.0
-        lim = float(self.limits[c]) * s
+        lim = float(self.stated()[c]) * s
         low = float(self.min_costs()[c] if low is None else low) * s
         return InfeasibleError(
             f"{name}: max {lim:.10g}, smallest reachable {low:.10g} with every group "
@@ -229,6 +244,18 @@ def _cost(problem: Problem, c, i: int, group_of: np.ndarray, m: int):
     return raw, span
 
 
+def snapped_limit(limit: float, scale: float, k: float | None) -> float:
+    """The normalised limit; where usage x ``k`` is an integer, the largest such usage
+    that fits, exactly (``floor(limit * k) / k``): the same allocations fit, and one just
+    above a limit that is not a multiple of ``1/k`` (``AverageBits(3.8)`` over 75 weights:
+    285/75 > float(3.8)) is no longer inside the solvers' tolerance."""
+    plain = limit / scale
+    if k is None or not math.isfinite(k) or k <= 0:
+        return plain
+    exact = Fraction(math.floor(Fraction(limit) * Fraction(k))) / (Fraction(k) * Fraction(scale))
+    return min(plain, float(exact))
+
+
 def compile_problem(problem: Problem) -> Compiled:
     """Collapse ties, evaluate every constraint's costs, normalise; a pure function.
 
@@ -253,25 +280,27 @@ def compile_problem(problem: Problem) -> Compiled:
                 f"allowed: tied groups {members} have no bitwidth allowed for all of them",
                 constraint="allowed")
     errors, e_scale = _errors(problem, group_of, m, allowed, all_allowed)
-    costs, limits, scales, ints = [], [], [], []
+    costs, limits, scales, ints, stated = [], [], [], [], []
     for i, c in enumerate(problem.constraints):
         raw, span = _cost(problem, c, i, group_of, m)
         s = pow2_at_least(max(abs(c.limit), span))
         if s != 1.0:
             raw = RankOneCost(raw.w / s, raw.f) if isinstance(raw, RankOneCost) else raw / s
         costs.append(raw)
-        limits.append(c.limit / s)
         scales.append(s)
         k = c.integer_scale(problem)
         ints.append(None if k is None else float(k) * s)
+        limits.append(snapped_limit(c.limit, s, k))
+        stated.append(c.limit / s)
     limits = np.array(limits, dtype=np.float64)
+    stated = np.array(stated, dtype=np.float64)
     tol = np.full(len(limits), TOL)
     scales = np.array(scales, dtype=np.float64)
-    for a in (errors, allowed, limits, tol, group_of, scales,
+    for a in (errors, allowed, limits, stated, tol, group_of, scales,
               *(c for c in costs if isinstance(c, np.ndarray))):
         if a.flags.writeable:
             a.setflags(write=False)
     return Compiled(bits=problem.bits, errors=errors, allowed=allowed, costs=tuple(costs),
                     limits=limits, constraint_names=tuple(c.name for c in problem.constraints),
                     group_of=group_of, tol=tol, int_scales=tuple(ints), scales=scales,
-                    e_scale=e_scale, all_allowed=all_allowed)
+                    e_scale=e_scale, all_allowed=all_allowed, stated_limits=stated)

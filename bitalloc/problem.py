@@ -191,7 +191,7 @@ class Problem:
         if self._compiled is not None:
             cp = self._compiled
             limits = cp.limits.copy()
-            limits[i] = cons[i].limit / cp.scales[i]
+            limits[i] = cp.limit_for(i, cons[i].limit)
             object.__setattr__(new, "_compiled", cp.with_limits(limits))
         return new
 

@@ -44,7 +44,7 @@ def _margin(cp: Compiled) -> float:
 def check_reachable(problem: Problem, cp: Compiled) -> None:
     """:class:`InfeasibleError` if some constraint alone cannot be met, decided exactly."""
     lows = cp.min_costs()
-    for c, (lim, low) in enumerate(zip(cp.limits, lows)):
+    for c, (lim, low) in enumerate(zip(cp.stated(), lows)):
         if low > lim + cp.tol[c]:
             raise cp.infeasible(c, low)
         if low > lim - _margin(cp):  # too close to call in floating point

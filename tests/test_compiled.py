@@ -47,3 +47,19 @@ def test_pow2_at_least_near_the_float_maximum_stays_finite():
     for x in (2.0 ** 1023, 1e308, 1.7976931348623157e308):
         s = pow2_at_least(x)
         assert s == 2.0 ** 1023 and x / s < 2
+
+
+def test_limit_snapped_to_the_largest_integral_usage_that_fits():
+    # 285/75 = 3.8 exactly is above float(3.8): the solvers' tolerance must not let it in,
+    # or exact methods prove an answer the certificate then rejects (found by hypothesis)
+    e = np.array([[0.7366, 0.0079, 0.2703], [0.9334, 0.5191, 0.2313],
+                  [0.7999, 0.5628, 0.6792], [0.1921, 0.2967, 0.4291]])
+    p = ba.Problem(errors=e, sizes=[28, 1, 22, 24], bits=(3, 5, 7),
+                   constraints=[ba.AverageBits(3.8)])
+    cp = p.compiled()
+    assert cp.stated()[0] * cp.scales[0] == 3.8  # messages report the limit as stated
+    assert cp.limits[0] * cp.scales[0] == pytest.approx(284 / 75, rel=1e-15)
+    for method in ("exact", "ilp_onehot", "auto"):
+        r = ba.solve(p, method=method)
+        assert r.status == "optimal" and r.bits.tolist() == [5, 5, 3, 3], method
+    assert p.with_limit("average_bits", 3.8).compiled().limits[0] == cp.limits[0]

@@ -140,7 +140,7 @@ def joint_infeasible(cp: Compiled, proof: str) -> InfeasibleError:
     """The error for constraints each reachable alone but not all together."""
     scales = cp.scales if cp.scales is not None else np.ones(len(cp.limits))
     parts = ", ".join(f"{n} max {lim * s:.6g} (alone reachable down to {low * s:.6g})"
-                      for n, lim, low, s in zip(cp.constraint_names, cp.limits, cp.min_costs(),
+                      for n, lim, low, s in zip(cp.constraint_names, cp.stated(), cp.min_costs(),
                                                 scales))
     names = ", ".join(cp.constraint_names)
     return InfeasibleError(

@@ -83,7 +83,6 @@ def test_auto_small_is_exact_and_large_is_fast():
 def test_auto_returns_lagrangian_when_the_core_is_too_big(monkeypatch):
     # a search that proves nothing, and a core too big for CP-SAT: the Lagrangian answer
     monkeypatch.setattr(auto_mod, "AUTO_CORE_MAX_OPTIONS", 0)
-    monkeypatch.setattr(exact_mod, "prove_multi", lambda cp, lag, *a, **k: (lag, lag.bound))
     r = ba.solve(layer_problem(500, 9, ("avg",)))
     assert r.method == "lagrangian" and r.status == "feasible" and 0 < r.gap < 1e-2
 
@@ -91,6 +90,7 @@ def test_auto_returns_lagrangian_when_the_core_is_too_big(monkeypatch):
 def test_auto_searches_before_cpsat_with_several_budgets(monkeypatch):
     # several budgets: the reduced-cost search proves this one, CP-SAT is never built
     monkeypatch.setattr(auto_mod, "AUTO_CORE_MAX_OPTIONS", 0)
+    monkeypatch.setattr(auto_mod, "AUTO_SEARCH_MIN_OPTIONS", 0)
     monkeypatch.setattr(exact_mod, "close_core", None)
     p = layer_problem(500, 9, ("avg", "bops"))
     r = ba.solve(p)
@@ -151,3 +151,18 @@ def test_auto_time_limit_answers_are_feasible_with_valid_bounds(seed):
     assert_feasible(p, r.bits)
     assert r.bound <= ba.solve(p, method="exact").objective * (1 + 1e-12)
     assert r.status == "feasible" or r.gap <= 1e-9
+
+
+def test_auto_sends_a_small_core_to_cpsat_without_searching(monkeypatch):
+    # a core of at most AUTO_SEARCH_MIN_OPTIONS options: CP-SAT closes it, no search
+    def no_search(*a, **k):
+        raise AssertionError("the search ran on a small core")
+
+    monkeypatch.setattr(exact_mod, "prove_multi", no_search)
+    p = layer_problem(300, 4, ("avg", "bops"))
+    cp = p.compiled()
+    core = reduced_options(cp, lagrangian(cp, None))
+    assert 0 < core.options <= auto_mod.AUTO_SEARCH_MIN_OPTIONS
+    r = ba.solve(p)
+    assert r.status == "optimal"
+    assert r.objective == pytest.approx(ba.solve(p, method="ilp_onehot").objective, rel=1e-9)
