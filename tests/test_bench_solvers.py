@@ -70,3 +70,14 @@ def test_p2_only_updates_the_p2_line_and_keeps_the_rows(tmp_path: Path):
     md = (out / "solvers.md").read_text()
     assert "rerun alone (`--p2-only`" in md and "**P2**" in md
     assert "construction + first lagrangian solve <= 5 min-passes" in md
+
+
+def test_an_over_budget_cbc_answer_is_no_yardstick():
+    rows = [{"case": "layers", "constraints": "avg", "n": 5000, "method": m, "seconds": s,
+             "objective": o, "status": st, "gap": 0.0, "feasible": f}
+            for m, s, o, st, f in (("pulp_cbc", 6.0, 0.9, "says optimal", False),
+                                   ("auto", 0.1, 1.0, "optimal(exact)", True))]
+    t = bench.targets(rows, None)
+    assert t["P1:auto"]["pass"] and t["P1:auto"]["cbc_feasible"] is False
+    rows[0]["feasible"] = True  # a feasible CBC answer below ours: ours is not optimal
+    assert not bench.targets(rows, None)["P1:auto"]["pass"]
