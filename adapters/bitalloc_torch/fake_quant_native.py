@@ -73,48 +73,82 @@ static void bwd_span_##NAME(const T* px, const T* pg, T* po, int64_t n, T ss, T 
   }                                                                                       \
   *as += (double)fs; *ab += (double)fb;                                                   \
 }                                                                                         \
-void lsq_fwd_##NAME(const T* x, T* y, int64_t channels, int64_t inner, const double* s, \
-                    const double* b, double lo, double hi, int nt) {                      \
+static void fwd_channel_##NAME(const T* px, T* py, int64_t inner, T ss, T bb, T l, T h,  \
+                                int nt) {                                                 \
   const int64_t blocks = (inner + BLOCK - 1) / BLOCK;                                     \
-  for (int64_t c = 0; c < channels; ++c) {                                                \
-    const T ss = (T)s[c], bb = (T)b[c];                                                   \
-    const T* px = x + c * inner; T* py = y + c * inner;                                   \
-    if (nt > 1 && blocks > 1) {                                                           \
-      _Pragma("omp parallel for num_threads(nt)")                                         \
-      for (int64_t k = 0; k < blocks; ++k) {                                              \
-        const int64_t i0 = k * BLOCK, n = inner - i0 < BLOCK ? inner - i0 : BLOCK;        \
-        fwd_span_##NAME(px + i0, py + i0, n, ss, bb, (T)lo, (T)hi);                       \
-      }                                                                                   \
-    } else {                                                                              \
-      fwd_span_##NAME(px, py, inner, ss, bb, (T)lo, (T)hi);                               \
+  if (nt > 1 && blocks > 1) {                                                             \
+    _Pragma("omp parallel for num_threads(nt)")                                           \
+    for (int64_t k = 0; k < blocks; ++k) {                                                \
+      const int64_t i0 = k * BLOCK, n = inner - i0 < BLOCK ? inner - i0 : BLOCK;          \
+      fwd_span_##NAME(px + i0, py + i0, n, ss, bb, l, h);                                 \
+    }                                                                                     \
+  } else {                                                                                \
+    fwd_span_##NAME(px, py, inner, ss, bb, l, h);                                         \
+  }                                                                                       \
+}                                                                                         \
+static void bwd_channel_##NAME(const T* x, const T* g, T* gx, int64_t inner, T ss, T bb, \
+                               T l, T h, double* ds, double* db, int nt) {               \
+  const int64_t blocks = (inner + BLOCK - 1) / BLOCK;                                     \
+  double as = 0.0, ab = 0.0;                                                              \
+  if (nt > 1 && blocks > 1) {                                                             \
+    _Pragma("omp parallel for reduction(+:as, ab) num_threads(nt)")                       \
+    for (int64_t k = 0; k < blocks; ++k) {                                                \
+      const int64_t i0 = k * BLOCK, n = inner - i0 < BLOCK ? inner - i0 : BLOCK;          \
+      double ps = 0.0, pb = 0.0;                                                          \
+      bwd_span_##NAME(x + i0, g + i0, gx + i0, n, ss, bb, l, h, &ps, &pb);                \
+      as += ps; ab += pb;                                                                 \
+    }                                                                                     \
+  } else {                                                                                \
+    for (int64_t k = 0; k < blocks; ++k) {                                                \
+      const int64_t i0 = k * BLOCK, n = inner - i0 < BLOCK ? inner - i0 : BLOCK;          \
+      bwd_span_##NAME(x + i0, g + i0, gx + i0, n, ss, bb, l, h, &as, &ab);                \
     }                                                                                     \
   }                                                                                       \
+  *ds = as; *db = ab;                                                                     \
+}                                                                                         \
+void lsq_fwd_##NAME(const T* x, T* y, int64_t channels, int64_t inner, const double* s, \
+                    const double* b, double lo, double hi, int nt) {                      \
+  for (int64_t c = 0; c < channels; ++c)                                                  \
+    fwd_channel_##NAME(x + c * inner, y + c * inner, inner, (T)s[c], (T)b[c], (T)lo,      \
+                       (T)hi, nt);                                                        \
 }                                                                                         \
 void lsq_bwd_##NAME(const T* x, const T* g, T* gx, int64_t channels, int64_t inner,      \
                     const double* s, const double* b, double lo, double hi, double* ds,   \
                     double* db, int nt) {                                                 \
-  const int64_t blocks = (inner + BLOCK - 1) / BLOCK;                                     \
+  for (int64_t c = 0; c < channels; ++c)                                                  \
+    bwd_channel_##NAME(x + c * inner, g + c * inner, gx + c * inner, inner, (T)s[c],      \
+                       (T)b[c], (T)lo, (T)hi, ds + c, db + c, nt);                        \
+}                                                                                         \
+/* The whole quantizer from its raw parameters (in x's dtype): s = max(|step|, tiny) in   \
+   double, the offset one value per channel (none when off is NULL); the                  \
+   backward writes the step's gradient times g * sign(step) * (|step| >= tiny) and the    \
+   offset's times g, as the eager chain grad_scale -> abs -> clamp_min does. */           \
+static double step_of_##NAME(const T* step, int64_t c, double tiny) {                    \
+  double a = (double)step[c];                                                             \
+  a = a < 0 ? -a : a;                                                                     \
+  return a < tiny ? tiny : a;                                                             \
+}                                                                                         \
+void lsq_fwdp_##NAME(const T* x, T* y, int64_t channels, int64_t inner, const T* step,  \
+                     const T* off, double tiny, double lo, double hi, int nt) {           \
   for (int64_t c = 0; c < channels; ++c) {                                                \
-    const T ss = (T)s[c], bb = (T)b[c];                                                   \
-    const int64_t o = c * inner;                                                          \
-    double as = 0.0, ab = 0.0;                                                            \
-    if (nt > 1 && blocks > 1) {                                                           \
-      _Pragma("omp parallel for reduction(+:as, ab) num_threads(nt)")                     \
-      for (int64_t k = 0; k < blocks; ++k) {                                              \
-        const int64_t i0 = o + k * BLOCK, n = inner - k * BLOCK < BLOCK ?                 \
-                           inner - k * BLOCK : BLOCK;                                     \
-        double ps = 0.0, pb = 0.0;                                                        \
-        bwd_span_##NAME(x + i0, g + i0, gx + i0, n, ss, bb, (T)lo, (T)hi, &ps, &pb);      \
-        as += ps; ab += pb;                                                               \
-      }                                                                                   \
-    } else {                                                                              \
-      for (int64_t k = 0; k < blocks; ++k) {                                              \
-        const int64_t i0 = o + k * BLOCK, n = inner - k * BLOCK < BLOCK ?                 \
-                           inner - k * BLOCK : BLOCK;                                     \
-        bwd_span_##NAME(x + i0, g + i0, gx + i0, n, ss, bb, (T)lo, (T)hi, &as, &ab);      \
-      }                                                                                   \
-    }                                                                                     \
-    ds[c] = as; db[c] = ab;                                                               \
+    const T bb = off ? (T)(double)off[c] : (T)0;                                          \
+    fwd_channel_##NAME(x + c * inner, y + c * inner, inner, (T)step_of_##NAME(step, c,    \
+                       tiny), bb, (T)lo, (T)hi, nt);                                      \
+  }                                                                                       \
+}                                                                                         \
+void lsq_bwdp_##NAME(const T* x, const T* g, T* gx, int64_t channels, int64_t inner,     \
+                     const T* step, const T* off, double tiny,                            \
+                     double lo, double hi, double gs, T* gstep, T* goff, int nt) {        \
+  for (int64_t c = 0; c < channels; ++c) {                                                \
+    const double st = (double)step[c];                                                    \
+    const T bb = off ? (T)(double)off[c] : (T)0;                                          \
+    double ds, db;                                                                        \
+    bwd_channel_##NAME(x + c * inner, g + c * inner, gx + c * inner, inner,               \
+                       (T)step_of_##NAME(step, c, tiny), bb, (T)lo, (T)hi, &ds, &db, nt); \
+    double sg = st > 0 ? 1.0 : (st < 0 ? -1.0 : (st == 0 ? 0.0 : st));                   \
+    double a = st < 0 ? -st : st;                                                         \
+    gstep[c] = (T)(ds * ((gs * sg) * (double)(a >= tiny)));                              \
+    if (goff) goff[c] = (T)(db * gs);                                                     \
   }                                                                                       \
 }
 LSQ_KERNELS(float, f32)
@@ -187,6 +221,10 @@ def load() -> ctypes.CDLL | None:
         getattr(lib, f"lsq_fwd_{name}").argtypes = [ptr, ptr, i64, i64, ptr, ptr, dbl, dbl, cint]
         getattr(lib, f"lsq_bwd_{name}").argtypes = [ptr, ptr, ptr, i64, i64, ptr, ptr, dbl, dbl,
                                                     ptr, ptr, cint]
+        getattr(lib, f"lsq_fwdp_{name}").argtypes = [ptr, ptr, i64, i64, ptr, ptr, dbl, dbl, dbl,
+                                                     cint]
+        getattr(lib, f"lsq_bwdp_{name}").argtypes = [ptr, ptr, ptr, i64, i64, ptr, ptr, dbl, dbl,
+                                                     dbl, dbl, ptr, ptr, cint]
     _STATE["lib"] = lib
     return lib
 
@@ -295,50 +333,79 @@ def _host_params(step: torch.Tensor, offset: torch.Tensor | None, tiny: float):
 
 class _NativeLSQParams(torch.autograd.Function):
     """The whole LSQ quantizer in one Function: the step's ``|.|``, its floor and LSQ's
-    gradient scale are applied here on the host (a few values), not as a chain of small
-    autograd ops per call. Host buffers are torch tensors, passed by ``data_ptr``."""
+    gradient scale are applied inside the kernel call (``lsq_fwdp``/``lsq_bwdp``, reading
+    the parameters' own memory) when they share ``x``'s dtype, else on float64 host
+    buffers; not as a chain of small autograd ops per call."""
 
     @staticmethod
     def forward(ctx, x, step, offset, g, q_min, q_max, tiny, reference):  # noqa: D102
         lib, x = load(), x.contiguous()
-        st, s, b = _host_params(step, offset, tiny)
-        channels = s.numel()
+        f32 = x.dtype == torch.float32
+        channels = step.numel()
         nt = torch.get_num_threads() if x.numel() >= _PARALLEL_MIN else 1
         y = torch.empty_like(x)
-        fwd = lib.lsq_fwd_f32 if x.dtype == torch.float32 else lib.lsq_fwd_f64
-        fwd(x.data_ptr(), y.data_ptr(), channels, x.numel() // channels, s.data_ptr(),
-            b.data_ptr(), float(q_min), float(q_max), nt)
+        raw = _raw(x, step, offset)
+        if raw:
+            fwd = lib.lsq_fwdp_f32 if f32 else lib.lsq_fwdp_f64
+            fwd(x.data_ptr(), y.data_ptr(), channels, x.numel() // channels, step.data_ptr(),
+                None if offset is None else offset.data_ptr(), tiny, float(q_min),
+                float(q_max), nt)
+            ctx.host = None
+        else:
+            st, s, b = _host_params(step, offset, tiny)
+            fwd = lib.lsq_fwd_f32 if f32 else lib.lsq_fwd_f64
+            fwd(x.data_ptr(), y.data_ptr(), channels, x.numel() // channels, s.data_ptr(),
+                b.data_ptr(), float(q_min), float(q_max), nt)
+            ctx.host = (st, s, b)
         ctx.save_for_backward(x, step, offset if offset is not None else step)
-        ctx.args = (offset is not None, g, q_min, q_max, tiny, reference)
-        ctx.host = (st, s, b, float(g), float(q_min), float(q_max), tiny, nt)
+        ctx.args = (offset is not None, g, q_min, q_max, tiny, reference, nt)
         return y
 
     @staticmethod
     def backward(ctx, gy):  # noqa: D102
         x, step, offset = ctx.saved_tensors
+        has_offset, g, q_min, q_max, tiny, reference, nt = ctx.args
         if torch.is_grad_enabled():  # create_graph=True: differentiate the reference
-            has_offset, g, q_min, q_max, tiny, reference = ctx.args
             grads = differentiable_grads(
                 lambda x_, s_, o_: reference(x_, s_, o_, g, q_min, q_max, tiny),
                 (x, step, offset if has_offset else None), gy)
             return (*grads, None, None, None, None, None)
-        st, s, b, g, lo, hi, tiny, nt = ctx.host
+        lib, f32 = load(), x.dtype == torch.float32
         gy = gy.contiguous()
         gx = torch.empty_like(x)
-        ds, db = torch.empty_like(s), torch.empty_like(s)
-        bwd = load().lsq_bwd_f32 if x.dtype == torch.float32 else load().lsq_bwd_f64
-        bwd(x.data_ptr(), gy.data_ptr(), gx.data_ptr(), s.numel(), x.numel() // s.numel(),
-            s.data_ptr(), b.data_ptr(), lo, hi, ds.data_ptr(), db.data_ptr(), nt)
-        # d|max(|step|, tiny)|/dstep, times LSQ's scale g (as grad_scale/abs/clamp_min do)
-        sn = st.numpy()
-        dsn = ds.numpy()
-        dsn *= g * np.sign(sn) * (np.abs(sn) >= tiny)
-        gs = ds.to(step.dtype).reshape(step.shape)
-        gb = None
-        if ctx.args[0]:
-            db.numpy()[:] *= g
-            gb = db.to(offset.dtype).reshape(offset.shape)
+        channels = step.numel()
+        if ctx.host is None:
+            gs = torch.empty_like(step)
+            gb = torch.empty_like(offset) if has_offset else None
+            bwd = lib.lsq_bwdp_f32 if f32 else lib.lsq_bwdp_f64
+            bwd(x.data_ptr(), gy.data_ptr(), gx.data_ptr(), channels, x.numel() // channels,
+                step.data_ptr(), offset.data_ptr() if has_offset else None, tiny,
+                float(q_min), float(q_max), g, gs.data_ptr(),
+                None if gb is None else gb.data_ptr(), nt)
+        else:
+            st, s, b = ctx.host
+            ds, db = torch.empty_like(s), torch.empty_like(s)
+            bwd = lib.lsq_bwd_f32 if f32 else lib.lsq_bwd_f64
+            bwd(x.data_ptr(), gy.data_ptr(), gx.data_ptr(), channels, x.numel() // channels,
+                s.data_ptr(), b.data_ptr(), float(q_min), float(q_max), ds.data_ptr(),
+                db.data_ptr(), nt)
+            # d|max(|step|, tiny)|/dstep, times LSQ's scale g (as grad_scale/abs/clamp_min do)
+            sn, dsn = st.numpy(), ds.numpy()
+            dsn *= g * np.sign(sn) * (np.abs(sn) >= tiny)
+            gs = ds.to(step.dtype).reshape(step.shape)
+            gb = None
+            if has_offset:
+                db.numpy()[:] *= g
+                gb = db.to(offset.dtype).reshape(offset.shape)
         return (gx if ctx.needs_input_grad[0] else None), gs, gb, None, None, None, None, None
+
+
+def _raw(x: torch.Tensor, step: torch.Tensor, offset: torch.Tensor | None) -> bool:
+    """Whether the kernel can read ``step`` and ``offset`` in place: same dtype as ``x``,
+    contiguous, one offset value per step value."""
+    return (step.dtype == x.dtype and step.is_contiguous() and not step.is_conj()
+            and (offset is None or (offset.dtype == x.dtype and offset.is_contiguous()
+                                    and offset.numel() == step.numel())))
 
 
 def lsq_native(x: torch.Tensor, step: torch.Tensor, offset: torch.Tensor | None, g: float,

@@ -351,3 +351,41 @@ def test_native_multithreaded_path_equals_the_reference():
         torch.set_num_threads(threads)
     assert torch.allclose(y0, y1, atol=1e-5) and torch.equal(gx0 == 0, gx1 == 0)
     assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-4) for a, b in zip(gp0, gp1))
+
+
+@pytest.mark.parametrize("x_dtype,p_dtype", [(torch.float64, torch.float32),
+                                             (torch.float32, torch.float64)])
+@pytest.mark.parametrize("mode,channels", [("asymmetric", None), ("signed", 5)])
+def test_native_with_parameters_in_another_dtype(x_dtype, p_dtype, mode, channels):
+    """Parameters the kernel cannot read in place (another dtype than ``x``) go through
+    the float64 host buffers: same values and gradients as the reference."""
+    if not fake_quant_native.available():
+        pytest.skip("native kernel unavailable")
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(5, 3, 7, generator=g)
+    q = _initialised(mode, channels, 3, x, shrink=0.6).to(p_dtype)
+    x, gy = x.to(x_dtype), torch.randn(x.shape, generator=g).to(x_dtype)
+    y0, gx0, gp0 = _run(q, x, gy, "reference")
+    y1, gx1, gp1 = _run(q, x, gy, "native")
+    assert y1.dtype == x_dtype and all(p.dtype == p_dtype for p in gp1)
+    assert torch.allclose(y1, y0.to(x_dtype), rtol=1e-5, atol=1e-6)
+    assert torch.equal(gx1 == 0, gx0 == 0) and 0 < (gx0 == 0).sum() < gx0.numel()
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(gp1, gp0))
+
+
+def test_native_step_gradient_at_a_zero_and_a_negative_step():
+    """The in-kernel chain rule of max(|step|, tiny): sign(step) and no gradient below the
+    floor, as the reference's grad_scale -> abs -> clamp_min."""
+    if not fake_quant_native.available():
+        pytest.skip("native kernel unavailable")
+    x = torch.randn(3, 40, generator=torch.Generator().manual_seed(2))
+    q = _initialised("signed", 3, 4, x, shrink=0.8)
+    with torch.no_grad():
+        q.step[0] = 0.0
+        q.step[1] *= -1
+    gy = torch.randn(x.shape, generator=torch.Generator().manual_seed(3))
+    y0, gx0, gp0 = _run(q, x, gy, "reference")
+    y1, gx1, gp1 = _run(q, x, gy, "native")
+    assert torch.allclose(y1, y0, atol=1e-6) and torch.allclose(gx1, gx0)
+    assert gp1[0][0] == 0 and gp1[0][1] != 0
+    assert torch.allclose(gp1[0], gp0[0], rtol=1e-4, atol=1e-6)
