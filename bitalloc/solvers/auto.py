@@ -7,13 +7,14 @@ Rule, decided by size *and* by measurement on the instance itself:
 2. If ``ortools`` is not installed, return the Lagrangian answer.
 3. Reduced-cost fixing (step 4) measures the core first. With one budget a core of more
    than ``AUTO_CORE_MAX_OPTIONS`` options returns the Lagrangian answer at once (as
-   before the search existed); a core of at most ``AUTO_SEARCH_MIN_OPTIONS`` options goes
-   to CP-SAT directly (it closes small cores faster). Otherwise, with any number of
-   budgets, the reduced-cost search (:func:`.exact.prove_multi`) deepens its budget
-   round by round, each round a measurement: it stops when the next round, extrapolated
-   from the last two (their time ratio, squared), would not finish within a quarter of
-   the time left. It ends with the optimum when its rounds stay small (then
-   ``Result.method`` is ``"exact"``); otherwise it leaves a better bound.
+   before the search existed); a core of at most ``SEARCH_MIN_OPTIONS`` options gets
+   one CP-SAT slice first (it closes most small cores faster; ``exact`` has the same
+   rule). Then, with any number of budgets, the reduced-cost search
+   (:func:`.exact.search_core`) deepens its budget round by round, each round a
+   measurement: it stops when the next round, extrapolated from the last two (their time
+   ratio, squared), would not finish within a quarter of the time left. It ends with
+   the optimum when its rounds stay small (then ``Result.method`` is ``"exact"``);
+   otherwise it leaves a better bound.
 4. Reduced-cost fixing (:func:`.exact.reduced_options`) measures how much of the
    problem is still open. A core of more than ``AUTO_CORE_MAX_OPTIONS``
    (group, bitwidth) options is not tried (building the CP-SAT model alone would
@@ -60,18 +61,12 @@ from ..numeric import GAP_OPTIMAL, rel_gap
 from .base import SolverOutput, register
 from .lagrangian import lagrangian
 
-__all__ = ["solve_auto", "have_module", "AUTO_CORE_MAX_OPTIONS", "AUTO_SEARCH_MIN_OPTIONS",
-           "AUTO_TIME_LIMIT"]
+__all__ = ["solve_auto", "have_module", "AUTO_CORE_MAX_OPTIONS", "AUTO_TIME_LIMIT"]
 
 #: Largest core (options) ``auto`` hands to CP-SAT: beyond it building the model alone
 #: costs seconds. Below it, whether to go on is measured (``close_core``).
 AUTO_CORE_MAX_OPTIONS = 50_000
 AUTO_TIME_LIMIT = 10.0
-#: Cores of at most this many options go to CP-SAT straight away: it closes them faster
-#: than the reduced-cost search (measured: 5000 layers, average bits + BOPs, a 778-option
-#: core: CP-SAT 0.64 s, the search 1.9 s; 20000 x 3 budgets, 1700-2700 options: the
-#: search 0.7-2.5 s, CP-SAT 2.7-23 s).
-AUTO_SEARCH_MIN_OPTIONS = 1000
 
 
 def have_module(module: str) -> bool:
@@ -91,19 +86,16 @@ def solve_auto(cp: Compiled, time_limit: float | None = None) -> SolverOutput:
     gap = rel_gap(lag.objective, lag.bound)
     if gap <= GAP_OPTIMAL or not have_module("ortools"):
         return SolverOutput(lag.choice, lag.bound, False, "lagrangian")
-    from .exact import close_core, prove_multi, reduced_options
+    from .exact import close_core, reduced_options, search_core
 
-    bound, core = lag.bound, reduced_options(cp, lag)
+    core = reduced_options(cp, lag)
     if len(cp.costs) == 1 and core.options > AUTO_CORE_MAX_OPTIONS:
         return SolverOutput(lag.choice, lag.bound, False, "lagrangian")  # as before the search
-    if core.options > AUTO_SEARCH_MIN_OPTIONS:  # the search first, CP-SAT on what it leaves
-        left = max(limit - (time.perf_counter() - t0), 0.01)
-        found, bound = prove_multi(cp, lag, left, predict=True)
-        if rel_gap(found.objective, bound) <= GAP_OPTIMAL:
-            return SolverOutput(found.choice, bound, False, "exact")
-        if found.objective < lag.objective:
-            lag, core = found, None  # a better answer fixes more: the core is re-measured
-    core = core or reduced_options(cp, lag)
+    left = max(limit - (time.perf_counter() - t0), 0.01)
+    lag, bound, core, proven = search_core(cp, lag, core, left, predict=True)
+    if proven or rel_gap(lag.objective, bound) <= GAP_OPTIMAL:
+        return SolverOutput(lag.choice, bound, proven, "exact")
+    core = core or reduced_options(cp, lag)  # a better answer fixes more: measured again
     if core.options > AUTO_CORE_MAX_OPTIONS:
         return SolverOutput(lag.choice, bound, False, "lagrangian")
     left = max(limit - (time.perf_counter() - t0), 0.01)

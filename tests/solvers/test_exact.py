@@ -87,13 +87,16 @@ def test_auto_returns_lagrangian_when_the_core_is_too_big(monkeypatch):
     assert r.method == "lagrangian" and r.status == "feasible" and 0 < r.gap < 1e-2
 
 
-def test_auto_searches_before_cpsat_with_several_budgets(monkeypatch):
+@pytest.mark.parametrize("method", ["auto", "exact"])
+def test_a_large_core_is_searched_before_cpsat(monkeypatch, method):
     # several budgets: the reduced-cost search proves this one, CP-SAT is never built
     monkeypatch.setattr(auto_mod, "AUTO_CORE_MAX_OPTIONS", 0)
-    monkeypatch.setattr(auto_mod, "AUTO_SEARCH_MIN_OPTIONS", 0)
+    monkeypatch.setattr(exact_mod, "SEARCH_MIN_OPTIONS", 0)
     monkeypatch.setattr(exact_mod, "close_core", None)
+    monkeypatch.setattr(exact_mod, "cpsat", None)
     p = layer_problem(500, 9, ("avg", "bops"))
-    r = ba.solve(p)
+    # a generous limit: under load the search's time prediction must not stop it early
+    r = ba.solve(p, method=method, time_limit=600)
     assert r.method == "exact" and r.status == "optimal" and r.gap <= 1e-9
     assert r.objective == pytest.approx(ba.solve(p, method="ilp_onehot").objective, rel=1e-9)
 
@@ -153,16 +156,20 @@ def test_auto_time_limit_answers_are_feasible_with_valid_bounds(seed):
     assert r.status == "feasible" or r.gap <= 1e-9
 
 
-def test_auto_sends_a_small_core_to_cpsat_without_searching(monkeypatch):
-    # a core of at most AUTO_SEARCH_MIN_OPTIONS options: CP-SAT closes it, no search
-    def no_search(*a, **k):
-        raise AssertionError("the search ran on a small core")
-
-    monkeypatch.setattr(exact_mod, "prove_multi", no_search)
+@pytest.mark.parametrize("method", ["auto", "exact"])
+def test_a_small_core_gets_a_cpsat_slice_before_the_search(monkeypatch, method):
+    # a core of at most SEARCH_MIN_OPTIONS options: CP-SAT first (it proves this one),
+    # the search only if that slice did not
+    calls = []
+    for name, tag in (("prove_multi", "search"), ("close_core", "cpsat")):
+        real = getattr(exact_mod, name)
+        monkeypatch.setattr(exact_mod, name,
+                            lambda *a, _r=real, _t=tag, **k: calls.append(_t) or _r(*a, **k))
     p = layer_problem(300, 4, ("avg", "bops"))
     cp = p.compiled()
     core = reduced_options(cp, lagrangian(cp, None))
-    assert 0 < core.options <= auto_mod.AUTO_SEARCH_MIN_OPTIONS
-    r = ba.solve(p)
+    assert 0 < core.options <= exact_mod.SEARCH_MIN_OPTIONS
+    r = ba.solve(p, method=method)
+    assert calls[0] == "cpsat"
     assert r.status == "optimal"
     assert r.objective == pytest.approx(ba.solve(p, method="ilp_onehot").objective, rel=1e-9)
