@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     done = {r["key"] for r in state["runs"]}
     # the comparisons that decide the targets first (QBitOpt 100 % and uniform of w3 and
     # w3a4, seed by seed), then post-training and kept-range arms, then 50 %, then the
-    # long run, then 2.5 bits: a run cut by the time limit has whole seeds of the targets
+    # long run, then 2.5 bits: a study stopped early has whole seeds of the targets
     tasks = [(b, s, a.to_dict()) for b in names for s in seeds for a in spec[b]["arms"]]
     tasks.sort(key=lambda t: (tier(t[0], t[2]), t[1], BLOCKS.index(t[0])))
     tasks = [t for t in tasks if run_key(*t) not in done]

@@ -178,9 +178,9 @@ def write_report(state: dict[str, Any], out: Path) -> None:
              "w3a4, separately over the allocated activation groups (sizes per sample), "
              "checked at every allocation of every run.",
              f"- Runs finished: {len(state['runs'])} "
-             f"({total / 60:.0f} process-minutes, 1 thread each, on 2 cores shared with other "
-             "jobs). Seeds per arm are in the tables; arms/blocks with fewer than 5 seeds were "
-             "cut by the time limit.", "",
+             f"({total / 60:.0f} process-minutes, 1 thread each). Seeds per arm are in the "
+             "tables; a study stopped early resumes from `qat.json`, and an arm with fewer "
+             "than 5 seeds was not finished.", "",
              "## Targets", "", *(targets(g) or ["- (not enough runs)"]), ""]
     for block in ORDER:
         if block not in g:
