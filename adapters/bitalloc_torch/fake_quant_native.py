@@ -31,7 +31,6 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 
 __all__ = ["available", "load", "fake_quantize_native", "lsq_native", "build_error",
@@ -316,47 +315,29 @@ def differentiable_grads(fn, inputs, gy):
 
 
 
-def _host_params(step: torch.Tensor, offset: torch.Tensor | None, tiny: float):
-    """``(step values, max(|step|, tiny), offset per channel)`` as float64 host tensors.
-
-    Small (one value per channel): plain numpy on views, which costs a few microseconds
-    where a chain of torch ops costs tens.
-    """
-    st = step.detach().reshape(-1).to(torch.float64, copy=True)  # not a view of the parameter
-    s = torch.empty_like(st)
-    np.maximum(np.abs(st.numpy()), tiny, out=s.numpy())
-    b = torch.zeros_like(st)
-    if offset is not None:
-        b.numpy()[:] = offset.detach().reshape(-1).to(torch.float64).numpy()  # 1 or C values
-    return st, s, b
+def _per_channel(p: torch.Tensor, x: torch.Tensor, channels: int) -> torch.Tensor:
+    """``p`` (detached) as ``channels`` contiguous values in ``x``'s dtype: the parameter's
+    own memory when it already is (the usual case), else a small copy."""
+    return p.detach().reshape(-1).to(x.dtype).expand(channels).contiguous()
 
 
 class _NativeLSQParams(torch.autograd.Function):
     """The whole LSQ quantizer in one Function: the step's ``|.|``, its floor and LSQ's
-    gradient scale are applied inside the kernel call (``lsq_fwdp``/``lsq_bwdp``, reading
-    the parameters' own memory) when they share ``x``'s dtype, else on float64 host
-    buffers; not as a chain of small autograd ops per call."""
+    gradient scale are applied inside the kernel call (``lsq_fwdp``/``lsq_bwdp``, on the
+    parameters' own memory, or on copies in ``x``'s dtype when theirs differs), not as a
+    chain of small autograd ops per call."""
 
     @staticmethod
     def forward(ctx, x, step, offset, g, q_min, q_max, tiny, reference):  # noqa: D102
         lib, x = load(), x.contiguous()
-        f32 = x.dtype == torch.float32
         channels = step.numel()
+        sp = _per_channel(step, x, channels)
+        op = None if offset is None else _per_channel(offset, x, channels)
         nt = torch.get_num_threads() if x.numel() >= _PARALLEL_MIN else 1
         y = torch.empty_like(x)
-        raw = _raw(x, step, offset)
-        if raw:
-            fwd = lib.lsq_fwdp_f32 if f32 else lib.lsq_fwdp_f64
-            fwd(x.data_ptr(), y.data_ptr(), channels, x.numel() // channels, step.data_ptr(),
-                None if offset is None else offset.data_ptr(), tiny, float(q_min),
-                float(q_max), nt)
-            ctx.host = None
-        else:
-            st, s, b = _host_params(step, offset, tiny)
-            fwd = lib.lsq_fwd_f32 if f32 else lib.lsq_fwd_f64
-            fwd(x.data_ptr(), y.data_ptr(), channels, x.numel() // channels, s.data_ptr(),
-                b.data_ptr(), float(q_min), float(q_max), nt)
-            ctx.host = (st, s, b)
+        fwd = lib.lsq_fwdp_f32 if x.dtype == torch.float32 else lib.lsq_fwdp_f64
+        fwd(x.data_ptr(), y.data_ptr(), channels, x.numel() // channels, sp.data_ptr(),
+            None if op is None else op.data_ptr(), tiny, float(q_min), float(q_max), nt)
         ctx.save_for_backward(x, step, offset if offset is not None else step)
         ctx.args = (offset is not None, g, q_min, q_max, tiny, reference, nt)
         return y
@@ -370,42 +351,22 @@ class _NativeLSQParams(torch.autograd.Function):
                 lambda x_, s_, o_: reference(x_, s_, o_, g, q_min, q_max, tiny),
                 (x, step, offset if has_offset else None), gy)
             return (*grads, None, None, None, None, None)
-        lib, f32 = load(), x.dtype == torch.float32
         gy = gy.contiguous()
         gx = torch.empty_like(x)
         channels = step.numel()
-        if ctx.host is None:
-            gs = torch.empty_like(step)
-            gb = torch.empty_like(offset) if has_offset else None
-            bwd = lib.lsq_bwdp_f32 if f32 else lib.lsq_bwdp_f64
-            bwd(x.data_ptr(), gy.data_ptr(), gx.data_ptr(), channels, x.numel() // channels,
-                step.data_ptr(), offset.data_ptr() if has_offset else None, tiny,
-                float(q_min), float(q_max), g, gs.data_ptr(),
-                None if gb is None else gb.data_ptr(), nt)
-        else:
-            st, s, b = ctx.host
-            ds, db = torch.empty_like(s), torch.empty_like(s)
-            bwd = lib.lsq_bwd_f32 if f32 else lib.lsq_bwd_f64
-            bwd(x.data_ptr(), gy.data_ptr(), gx.data_ptr(), channels, x.numel() // channels,
-                s.data_ptr(), b.data_ptr(), float(q_min), float(q_max), ds.data_ptr(),
-                db.data_ptr(), nt)
-            # d|max(|step|, tiny)|/dstep, times LSQ's scale g (as grad_scale/abs/clamp_min do)
-            sn, dsn = st.numpy(), ds.numpy()
-            dsn *= g * np.sign(sn) * (np.abs(sn) >= tiny)
-            gs = ds.to(step.dtype).reshape(step.shape)
-            gb = None
-            if has_offset:
-                db.numpy()[:] *= g
-                gb = db.to(offset.dtype).reshape(offset.shape)
+        sp = _per_channel(step, x, channels)
+        op = _per_channel(offset, x, channels) if has_offset else None
+        gs = torch.empty_like(sp)
+        gb = None if op is None else torch.empty_like(op)
+        bwd = load().lsq_bwdp_f32 if x.dtype == torch.float32 else load().lsq_bwdp_f64
+        bwd(x.data_ptr(), gy.data_ptr(), gx.data_ptr(), channels, x.numel() // channels,
+            sp.data_ptr(), None if op is None else op.data_ptr(), tiny, float(q_min),
+            float(q_max), g, gs.data_ptr(), None if gb is None else gb.data_ptr(), nt)
+        gs = gs.to(step.dtype).reshape(step.shape)
+        if gb is not None:  # a shared offset (one value) gets the sum over the channels
+            gb = (gb if offset.numel() == channels else gb.sum()).to(offset.dtype)
+            gb = gb.reshape(offset.shape)
         return (gx if ctx.needs_input_grad[0] else None), gs, gb, None, None, None, None, None
-
-
-def _raw(x: torch.Tensor, step: torch.Tensor, offset: torch.Tensor | None) -> bool:
-    """Whether the kernel can read ``step`` and ``offset`` in place: same dtype as ``x``,
-    contiguous, one offset value per step value."""
-    return (step.dtype == x.dtype and step.is_contiguous() and not step.is_conj()
-            and (offset is None or (offset.dtype == x.dtype and offset.is_contiguous()
-                                    and offset.numel() == step.numel())))
 
 
 def lsq_native(x: torch.Tensor, step: torch.Tensor, offset: torch.Tensor | None, g: float,

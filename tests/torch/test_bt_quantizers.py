@@ -358,7 +358,7 @@ def test_native_multithreaded_path_equals_the_reference():
 @pytest.mark.parametrize("mode,channels", [("asymmetric", None), ("signed", 5)])
 def test_native_with_parameters_in_another_dtype(x_dtype, p_dtype, mode, channels):
     """Parameters the kernel cannot read in place (another dtype than ``x``) go through
-    the float64 host buffers: same values and gradients as the reference."""
+    small copies in ``x``'s dtype: same values and gradients as the reference."""
     if not fake_quant_native.available():
         pytest.skip("native kernel unavailable")
     g = torch.Generator().manual_seed(11)
