@@ -138,15 +138,19 @@ class Compiled:
         allowed = None if self.all_allowed else self.allowed
         return np.array([row_min(c, allowed).sum() for c in self.costs], dtype=np.float64)
 
-    def with_limits(self, limits: np.ndarray, tol: np.ndarray | None = None) -> Compiled:
-        """The same problem with other normalised limits (and tolerances)."""
+    def with_limits(self, limits: np.ndarray, tol: np.ndarray | None = None,
+                    stated: np.ndarray | None = None) -> Compiled:
+        """The same problem with other normalised limits (and tolerances); ``stated``: the
+        limits as stated for those (kept as they are when not given)."""
         import dataclasses
 
         lim = np.array(limits, dtype=np.float64)
         t = self.tol if tol is None else np.array(tol, dtype=np.float64)
-        lim.setflags(write=False)
-        t.setflags(write=False)
-        return dataclasses.replace(self, limits=lim, tol=t, stated_limits=None)
+        st = self.stated_limits if stated is None else np.array(stated, dtype=np.float64)
+        for a in (lim, t, st):
+            if a is not None:
+                a.setflags(write=False)
+        return dataclasses.replace(self, limits=lim, tol=t, stated_limits=st)
 
     def limit_for(self, c: int, value: float) -> float:
         """Constraint ``c``'s normalised (and snapped) limit for a stated ``value``."""
@@ -233,12 +237,10 @@ def _cost(problem: Problem, c, i: int, group_of: np.ndarray, m: int):
             if m != len(group_of):
                 w = np.bincount(group_of, weights=w, minlength=m)
             raw = RankOneCost(w, f)
-            finite = bool(np.isfinite(raw.w).all())
         else:
             raw = _merge(np.asarray(c.cost_table(problem), dtype=np.float64), group_of, m)
-            finite = bool(np.isfinite(raw).all())
-        span = abs_row_max_sum(raw)
-    if not (finite and math.isfinite(span)):
+        span = abs_row_max_sum(raw)  # not finite when any cost is (NaN and inf carry over)
+    if not math.isfinite(span):
         raise ValueError(f"constraints[{i}]: the costs of {c.name!r} overflow (not finite); "
                          f"use smaller units")
     return raw, span

@@ -190,9 +190,10 @@ class Problem:
         object.__setattr__(new, "constraints", tuple(cons))
         if self._compiled is not None:
             cp = self._compiled
-            limits = cp.limits.copy()
+            limits, stated = cp.limits.copy(), cp.stated().copy()
             limits[i] = cp.limit_for(i, cons[i].limit)
-            object.__setattr__(new, "_compiled", cp.with_limits(limits))
+            stated[i] = cons[i].limit / (float(cp.scales[i]) if cp.scales is not None else 1.0)
+            object.__setattr__(new, "_compiled", cp.with_limits(limits, stated=stated))
         return new
 
     def bit_index(self, bits) -> np.ndarray:

@@ -63,3 +63,7 @@ def test_limit_snapped_to_the_largest_integral_usage_that_fits():
         r = ba.solve(p, method=method)
         assert r.status == "optimal" and r.bits.tolist() == [5, 5, 3, 3], method
     assert p.with_limit("average_bits", 3.8).compiled().limits[0] == cp.limits[0]
+    moved = p.with_limit("average_bits", 3.7).compiled()  # stated stays as stated there too
+    assert moved.stated()[0] * moved.scales[0] == 3.7
+    assert moved.limits[0] == ba.Problem(errors=e, sizes=[28, 1, 22, 24], bits=(3, 5, 7),
+                                         constraints=[ba.AverageBits(3.7)]).compiled().limits[0]
