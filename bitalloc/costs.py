@@ -311,9 +311,7 @@ def dense(table) -> np.ndarray:
 
 def chosen(table, choice: np.ndarray) -> np.ndarray:
     """``(M,)`` cost of each row at its option ``choice[m]`` (``table[arange(M), choice]``)."""
-    if isinstance(table, RankOneCost):
-        return table.w * table.f[choice]
-    return table[np.arange(len(choice)), choice]
+    return along(table, 0, len(choice), choice)
 
 
 def dense_rows(table, a: int, b: int) -> np.ndarray:

@@ -107,9 +107,9 @@ def _cost_to_reach(beta, total, need):
 
 def _slack_price(beta, total, lam_c, s):
     """``min_beta (beta + lam_c * max(s - total(beta), 0))`` for each slack ``s >= 0``."""
-    reach = _cost_to_reach(beta, total, s)
     if lam_c <= 0:
         return np.zeros_like(s)
+    reach = _cost_to_reach(beta, total, s)
     pref = np.minimum.accumulate(beta - lam_c * total)
     idx = np.searchsorted(total, s, side="right") - 1  # breakpoints with total <= s
     return np.minimum(reach, pref[np.clip(idx, 0, None)] + lam_c * s)
@@ -360,8 +360,8 @@ def prove(cp: Compiled, lam: np.ndarray, incumbent: np.ndarray, time_limit: floa
     best = np.asarray(incumbent)
     u = cp.objective(best)
     bound = p.bound - p.margin
-    pos = p.rc[(p.rc > 0) & np.isfinite(p.rc)]
-    b = max(start * (u - p.bound), float(pos.min()) if pos.size else 0.0, 1e-300)
+    low = float(np.min(p.rc, where=(p.rc > 0) & np.isfinite(p.rc), initial=np.inf))
+    b = max(start * (u - p.bound), low if np.isfinite(low) else 0.0, 1e-300)
     rounds = peak = 0
     times: list[float] = []
     while u - bound > rtol * abs(u):
