@@ -230,7 +230,8 @@ def hull_greedy(cp: Compiled, lp: SingleLP | None = None) -> np.ndarray | None:
 
 def split_alternatives(cp: Compiled, choice: np.ndarray, bound: float | None = None,
                        tries: int = 3, weights: np.ndarray | None = None,
-                       min_gap: float = SPLIT_MIN_GAP) -> np.ndarray:
+                       min_gap: float = SPLIT_MIN_GAP,
+                       objective: float | None = None) -> np.ndarray:
     """The best of ``choice`` and, for each of the ``tries`` most efficient blocked moves,
     that move forced, the budget repaired without undoing it, and filled again.
 
@@ -238,10 +239,12 @@ def split_alternatives(cp: Compiled, choice: np.ndarray, bound: float | None = N
     aggregated normalised cost that does not fit the remaining budget. With a valid
     lower ``bound`` (compiled units), nothing is tried when ``choice`` is already
     within a relative ``min_gap`` of it: no alternative could gain more than that.
+    ``objective``: ``choice``'s objective when the caller has it (saves a pass).
     """
     if not cp.costs:
         return choice
-    if bound is not None and rel_gap(cp.objective(choice), bound) <= min_gap:
+    obj0 = cp.objective(choice) if objective is None else objective
+    if bound is not None and rel_gap(obj0, bound) <= min_gap:
         return choice
     weights = np.ones(len(cp.costs)) if weights is None else weights
     agg = cp.costs[0] if len(cp.costs) == 1 else normalised_cost(cp)
@@ -258,7 +261,7 @@ def split_alternatives(cp: Compiled, choice: np.ndarray, bound: float | None = N
         return choice
     if len(cand) > tries:
         cand = cand[np.argpartition(-best[cand], tries)[:tries]]
-    best_choice, best_obj = choice, cp.objective(choice)
+    best_choice, best_obj = choice, obj0
     for m in cand[np.argsort(-best[cand])].tolist():
         forced = np.array(choice, dtype=np.int64)
         forced[m] = tgt[m]

@@ -38,8 +38,7 @@ from ..kernels.feasibility import cheapest_choice, find_feasible
 from ..kernels.fill import exchange, fill, repair
 from ..kernels.lagrange import lagrangian_value
 from ..kernels.lp import single_lp
-from ..kernels.moves import SPLIT_MIN_GAP, segment_fill, split_alternatives
-from ..numeric import rel_gap
+from ..kernels.moves import segment_fill, split_alternatives
 from .base import SolverOutput, register
 
 __all__ = ["LagrangianResult", "lagrangian", "solve_lagrangian"]
@@ -96,9 +95,9 @@ def _single(cp: Compiled) -> LagrangianResult:
         choice = fill(cp, exchange(cp, choice, lam), np.ones(1))
     bound = lagrangian_value(cp, lam)
     obj = cp.objective(choice)
-    if rel_gap(obj, bound) > SPLIT_MIN_GAP:  # else no alternative could gain (one pass saved)
-        choice = split_alternatives(cp, choice, bound)
-        obj = cp.objective(choice)
+    split = split_alternatives(cp, choice, bound, objective=obj)
+    if split is not choice:
+        choice, obj = split, cp.objective(split)
     return LagrangianResult(choice, obj, bound, lam, True)
 
 
